@@ -37,9 +37,9 @@ browser:
 test: $(STAMP) browser lint
 	rm -rf $(RECORDS) && mkdir -p $(RECORDS)
 	$(TEST_ENV) $(PY) -m pytest -n 2 --dist loadscope -p no:cacheprovider --nbval-lax \
-	    --nbval-cell-timeout=600 tests book solutions exercises
+	    --nbval-cell-timeout=600 tests book solutions exercises --ignore=tests/after
 	$(TEST_ENV) $(PY) -m mmcourse.book_build
-	$(TEST_ENV) $(PY) -m pytest -p no:cacheprovider tests_after
+	$(TEST_ENV) $(PY) -m pytest -p no:cacheprovider tests/after
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab --notebook-dir=.
