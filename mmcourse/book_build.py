@@ -1,19 +1,21 @@
 """Build the HTML book (``make book``): bundle offline assets, run Jupyter Book 1.x, fail on any notebook error.
 
 The book must render with no internet, so MathJax, RequireJS and the Jupyter widget manager are fetched once
-from the npm registry (``npm pack``, pinned versions below), unpacked into ``_static/vendor`` and served from
-the book itself. Notebooks execute through jupyter-cache (``_build/.jupyter_cache``): a second build re-runs
-only notebooks whose code changed.
+from the npm registry (``npm pack``, pinned versions below), unpacked into ``_vendor/vendor`` and served from
+the book itself as ``_static/vendor``. Notebooks execute through jupyter-cache (``_build/.jupyter_cache``),
+two at a time, before Jupyter Book renders them; a second build re-runs only notebooks whose code changed.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tarfile
 import tempfile
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 # npm package -> {path inside the package: path under _static/vendor}
@@ -26,7 +28,7 @@ VENDOR = {
 
 def vendor_assets(root: Path) -> Path:
     """Unpack the pinned npm packages into ``root/_static/vendor`` (once; reused while present)."""
-    dest = root / "_static" / "vendor"
+    dest = root / "_vendor" / "vendor"
     stamp = dest / ".versions"
     want = "\n".join(sorted(VENDOR))
     if stamp.exists() and stamp.read_text() == want:
@@ -59,9 +61,59 @@ def vendor_assets(root: Path) -> Path:
     return dest
 
 
+def toc_notebooks(root: Path) -> list[Path]:
+    """The notebooks ``_toc.yml`` lists, in order."""
+    names = re.findall(r"(?:file|root):\s*(\S+)", (root / "_toc.yml").read_text(encoding="utf-8"))
+    return [root / f"{n}.ipynb" for n in names if (root / f"{n}.ipynb").exists()]
+
+
+def _execute(path: Path, timeout: int) -> tuple[Path, object, str | None, float]:
+    import nbformat
+    from jupyter_cache.executors.utils import single_nb_execution
+
+    nb = nbformat.read(path, as_version=4)
+    result = single_nb_execution(nb, cwd=str(path.parent), timeout=timeout, allow_errors=False)
+    return path, nb, result.exc_string if result.err is not None else None, result.time
+
+
+def pre_execute(root: Path, workers: int = 2, timeout: int = 1200) -> list[str]:
+    """Execute the toc's notebooks that jupyter-cache lacks, ``workers`` at a time, and cache them.
+
+    Jupyter Book then finds every notebook cached and only renders. Returns the failures' messages.
+    """
+    import nbformat
+    from jupyter_cache import get_cache
+    from jupyter_cache.base import CacheBundleIn
+
+    cache = get_cache(str(root / "_build" / ".jupyter_cache"))
+    todo = []
+    for path in toc_notebooks(root):
+        try:
+            cache.match_cache_notebook(nbformat.read(path, as_version=4))
+        except KeyError:
+            todo.append(path)
+    failures = []
+    if not todo:
+        return failures
+    print(f"executing {len(todo)} notebook(s), {workers} at a time: {', '.join(p.name for p in todo)}")
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        for path, nb, err, secs in pool.map(_execute, todo, [timeout] * len(todo)):
+            if err:
+                failures.append(f"{path.relative_to(root)}:\n{err}")
+                continue
+            print(f"  {path.relative_to(root)}: {secs:.1f} s")
+            cache.cache_notebook_bundle(CacheBundleIn(nb, str(path), data={"execution_seconds": secs}),
+                                        check_validity=False, overwrite=True)
+    return failures
+
+
 def build(root: Path) -> int:
     """Build ``root`` into ``root/_build/html``; return a process exit status (0 = every notebook ran)."""
     vendor_assets(root)
+    failures = pre_execute(root, workers=int(os.environ.get("MMCOURSE_BOOK_WORKERS", "2")))
+    if failures:
+        print("\nmake book: notebook(s) failed:\n" + "\n\n".join(failures), file=sys.stderr)
+        return 1
     reports = root / "_build" / "html" / "reports"
     if reports.exists():
         shutil.rmtree(reports)
