@@ -128,8 +128,8 @@ def test_grader_scores_solution_exercise_hang_and_crash(tmp_path):
     nb.cells.insert(4, nbformat.v4.new_code_cell("while True:\n    pass"))
     nbformat.write(nb, hang)
     start = time.perf_counter()
-    report = grade_notebook(hang, cell_timeout=3)
-    assert time.perf_counter() - start < 90
+    report = grade_notebook(hang, cell_timeout=15)  # generous: importing torch on a busy machine takes seconds
+    assert time.perf_counter() - start < 150
     assert report.timed_out_cells == [4] and report.points == 3, report.summary()  # later cells still ran
 
     crash = tmp_path / "crash" / "99_fixture.ipynb"
