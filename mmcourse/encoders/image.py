@@ -1,0 +1,97 @@
+"""Image encoders: a small CNN (``SmallCNN``) whose last feature map doubles as patch tokens; input checks.
+
+Chapter 4 trains it on the world's image modality (and compares it with ResNets from ``encoders/resnet.py``);
+chapter 7 shows it cannot see motion in a single video frame. ``check_shape`` is shared by the audio and
+video encoders, so every encoder rejects a wrong rank or channel count with the same kind of message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+
+def check_shape(x: Tensor, pattern: Sequence[int | str], who: str) -> None:
+    """Raise ``ValueError`` unless ``x`` has ``len(pattern)`` dims and every int entry of ``pattern`` matches.
+
+    Example: ``check_shape(x, ("B", 3, "H", "W"), "image encoder")`` raises
+    ``image encoder expects [B, 3, H, W], got [8, 6, 32, 32]`` for a 6-channel input.
+    """
+    ok = x.dim() == len(pattern) and all(isinstance(p, str) or x.shape[i] == p for i, p in enumerate(pattern))
+    if not ok:
+        want = ", ".join(str(p) for p in pattern)
+        raise ValueError(f"{who} expects [{want}], got {list(x.shape)}")
+
+
+def check_image(x: Tensor, channels: int = 3, who: str = "image encoder") -> None:
+    """An image batch must be ``[B, channels, H, W]``."""
+    check_shape(x, ("B", channels, "H", "W"), who)
+
+
+def conv_bn_relu(in_ch: int, out_ch: int) -> nn.Sequential:
+    """3×3 conv (padding 1, no bias) → batch norm → ReLU."""
+    return nn.Sequential(nn.Conv2d(in_ch, out_ch, 3, padding=1, bias=False), nn.BatchNorm2d(out_ch),
+                         nn.ReLU(inplace=True))
+
+
+class SmallCNN(nn.Module):
+    """Three conv stages (``width``, ``2*width``, ``4*width`` channels; the first two max-pool by 2).
+
+    ``forward`` maps ``[B, C, H, W]`` to ``[B, out_dim]`` (global average pool, then a linear map);
+    ``tokens`` maps it to ``[B, (H/4)*(W/4), out_dim]``, one token per position ("patch") of the last
+    feature map, through the same linear map — so ``forward(x) == tokens(x).mean(1)``.
+
+    Args:
+        width: channels of the first stage.
+        out_dim: feature width.
+        in_channels: image channels (3 for RGB).
+    """
+
+    def __init__(self, width: int = 32, out_dim: int = 128, in_channels: int = 3):
+        super().__init__()
+        self.in_channels, self.out_dim = in_channels, out_dim
+        self.features = nn.Sequential(
+            conv_bn_relu(in_channels, width), nn.MaxPool2d(2),
+            conv_bn_relu(width, 2 * width), nn.MaxPool2d(2),
+            conv_bn_relu(2 * width, 4 * width))
+        self.proj = nn.Linear(4 * width, out_dim)
+
+    def feature_map(self, x: Tensor) -> Tensor:
+        """The last feature map ``[B, 4*width, H/4, W/4]``."""
+        check_image(x, self.in_channels, "image encoder")
+        return self.features(x)
+
+    def tokens(self, x: Tensor) -> Tensor:
+        f = self.feature_map(x)
+        return self.proj(f.flatten(2).transpose(1, 2))  # [B, L = h*w, out_dim]
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.proj(self.feature_map(x).mean(dim=(2, 3)))  # [B, out_dim]
+
+
+def count_params(model: nn.Module, trainable_only: bool = True) -> int:
+    """Number of (trainable) parameters of ``model``."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def patchify(x: Tensor, patch: int) -> Tensor:
+    """Cut images ``[B, C, H, W]`` into non-overlapping ``patch``×``patch`` patches ``[B, L, C*patch*patch]``.
+
+    The raw-pixel view of "image patches as tokens" (chapter 6's vision Transformers use it); ``H`` and ``W``
+    must be multiples of ``patch``.
+    """
+    check_shape(x, ("B", "C", "H", "W"), "patchify")
+    b, c, h, w = x.shape
+    if h % patch or w % patch:
+        raise ValueError(f"patchify needs H and W divisible by patch={patch}, got [B, C, {h}, {w}]")
+    p = x.reshape(b, c, h // patch, patch, w // patch, patch)
+    return p.permute(0, 2, 4, 1, 3, 5).reshape(b, (h // patch) * (w // patch), c * patch * patch)
+
+
+def frame_batch(video: Tensor, index: int | None = None) -> Tensor:
+    """One frame of each clip ``[B, C, T, H, W] -> [B, C, H, W]`` (the middle one by default)."""
+    check_shape(video, ("B", "C", "T", "H", "W"), "frame_batch")
+    t = video.shape[2] // 2 if index is None else index
+    return video[:, :, t].contiguous(memory_format=torch.contiguous_format)

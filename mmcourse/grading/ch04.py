@@ -1,0 +1,80 @@
+"""Hidden tests of chapter 4's exercises (residual networks): a basic block, its shortcut, counting parameters.
+
+The learner's notebook is ``solutions/04_residual_networks.ipynb`` (``exercises/`` holds the blank copy).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from mmcourse.grading.registry import register
+from mmcourse.layers.residual import BasicBlock
+
+
+def _random_block(in_ch: int, out_ch: int, stride: int, seed: int) -> BasicBlock:
+    """A block in eval mode with non-trivial batch-norm statistics, so a missing BN shows."""
+    g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    b = BasicBlock(in_ch, out_ch, stride)
+    for m in b.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.3)
+            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+            m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+            m.bias.data.copy_(torch.randn(m.num_features, generator=g) * 0.2)
+    return b.eval()
+
+
+@register("04.basic_block", points=2, timeout=30,
+          hint="out = bn2(conv2(relu(bn1(conv1(x))))); return relu(out + shortcut(x))")
+def _basic_block(fn):
+    for in_ch, out_ch, stride in ((4, 4, 1), (4, 8, 2)):
+        b = _random_block(in_ch, out_ch, stride, seed=in_ch + out_ch)
+        x = torch.randn(2, in_ch, 8, 8, generator=torch.Generator().manual_seed(1))
+        with torch.no_grad():
+            got = fn(x, b.conv1, b.bn1, b.conv2, b.bn2, b.shortcut)
+            want = b(x)
+        assert isinstance(got, torch.Tensor), f"return a tensor, got {type(got).__name__}"
+        assert got.shape == want.shape, f"output shape {tuple(got.shape)}, expected {tuple(want.shape)}"
+        if torch.allclose(got, torch.relu(b.residual(x)), atol=1e-5):
+            raise AssertionError("the output ignores the shortcut: add shortcut(x) before the last ReLU")
+        where = f"in={in_ch}, out={out_ch}, stride={stride}"
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4,
+                                   msg=lambda m, where=where: f"block output differs ({where}): {m}")
+
+
+@register("04.projection_shortcut", points=2,
+          hint="nn.Identity() when stride == 1 and in_ch == out_ch, else nn.Sequential(1×1 conv with stride, BN)",
+          timeout=30)
+def _projection_shortcut(fn):
+    x = torch.randn(2, 8, 8, 8, generator=torch.Generator().manual_seed(0))
+    same = fn(8, 8, 1)
+    assert isinstance(same, nn.Module), f"return an nn.Module, got {type(same).__name__}"
+    assert sum(p.numel() for p in same.parameters()) == 0, "when the shape is kept the shortcut needs no parameters"
+    torch.testing.assert_close(same.eval()(x), x, msg=lambda m: f"same-shape shortcut must be the identity: {m}")
+    for in_ch, out_ch, stride in ((8, 16, 2), (8, 16, 1), (8, 8, 2)):
+        s = fn(in_ch, out_ch, stride).eval()
+        with torch.no_grad():
+            y = s(x)
+        want = (2, out_ch, 8 // stride, 8 // stride)
+        assert tuple(y.shape) == want, f"shortcut({in_ch}, {out_ch}, {stride}) gives {tuple(y.shape)}, expected {want}"
+        convs = [m for m in s.modules() if isinstance(m, nn.Conv2d)]
+        assert len(convs) == 1 and convs[0].kernel_size == (1, 1), "a projection is one 1×1 convolution"
+        assert convs[0].stride == (stride, stride), f"the 1×1 conv needs stride {stride}"
+        assert convs[0].bias is None, "the conv needs no bias: the batch norm after it has one"
+        assert any(isinstance(m, nn.BatchNorm2d) for m in s.modules()), "follow the 1×1 conv with a BatchNorm2d"
+
+
+@register("04.count_params", points=1, hint="sum p.numel() over model.parameters() whose requires_grad is True",
+          timeout=30)
+def _count_params(fn):
+    lin = nn.Linear(10, 5)  # 55
+    model = nn.Sequential(lin, nn.ReLU(), nn.Linear(5, 3), nn.BatchNorm1d(3))  # 55 + 18 + 6 = 79
+    got = fn(model)
+    assert got == 79, f"count_params of Linear(10,5), Linear(5,3), BatchNorm1d(3) should be 79, got {got}"
+    lin.weight.requires_grad_(False)
+    got = fn(model)
+    assert got == 29, f"frozen parameters (requires_grad=False) do not count: expected 29, got {got}"
+    shared = nn.Sequential(lin, lin)  # the same layer twice has its parameters once
+    assert fn(shared) == 5, f"a module used twice counts once (model.parameters() deduplicates), got {fn(shared)}"
