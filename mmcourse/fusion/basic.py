@@ -1,6 +1,14 @@
-"""The simplest fusions: identity (a unimodal model) and concatenation (early/intermediate fusion).
+"""The simplest fusions and the helpers every fusion shares (chapter 8; chapters 0 and 4–7 use ``IdentityFusion``).
 
-Chapter 0 and 4–7 use ``IdentityFusion`` for unimodal models; chapter 8 starts from ``ConcatFusion``.
+- ``IdentityFusion``: a unimodal model's "fusion" — pass the one modality's features through.
+- ``ConcatFusion``: early/intermediate fusion by concatenation in sorted modality order (the source posts'
+  "拼接融合").
+- ``presence``: the ``[B, M]`` availability mask a fusion reads from absent keys and ``present``.
+
+The fusion contract: ``fusion(feats, present) -> [B, out_dim]`` where ``feats`` maps modality names to
+``[B, D_m]`` features (or ``[B, L, D_m]`` tokens for fusions with ``uses_tokens = True``), ``present`` maps
+modality names to bool ``[B]`` (True = available) or is ``None``, and an absent key means the modality is
+missing for the whole batch. Keys are always visited in sorted order, so dict insertion order never matters.
 """
 
 from __future__ import annotations
@@ -11,8 +19,72 @@ import torch
 from torch import Tensor, nn
 
 
+def sorted_dims(dims: Mapping[str, int], who: str) -> dict[str, int]:
+    """``dims`` sorted by modality name, checked: at least one modality, positive int widths."""
+    if not dims:
+        raise ValueError(f"{who} needs dims={{modality: width}} for at least one modality, got {dict(dims)}")
+    for m, d in dims.items():
+        if not isinstance(d, int) or isinstance(d, bool) or d < 1:
+            raise ValueError(f"{who}: width of {m!r} must be a positive int, got {d!r}")
+    return dict(sorted(dims.items()))
+
+
+def check_feats(feats: Mapping[str, Tensor], dims: Mapping[str, int], who: str, tokens: bool = False) -> Tensor:
+    """Check modality names and widths; return one of the given tensors (for batch size/device/dtype)."""
+    unknown = sorted(set(feats) - set(dims))
+    if unknown:
+        raise KeyError(f"{who} got modalities {unknown} it was not built for; known: {list(dims)}")
+    if not feats:
+        raise ValueError(f"{who} got no modality at all; it expects some of {list(dims)}")
+    for m in sorted(feats):
+        x, d = feats[m], dims[m]
+        ok_rank = x.dim() in ((2, 3) if tokens else (2,))
+        if not ok_rank or x.shape[-1] != d:
+            want = f"[B, {d}] or [B, L, {d}]" if tokens else f"[B, {d}]"
+            raise ValueError(f"{who} expected {m} features of shape {want}, got {tuple(x.shape)}")
+    return feats[sorted(feats)[0]]
+
+
+def presence(feats: Mapping[str, Tensor], present: Mapping[str, Tensor] | None, names: list[str]) -> Tensor:
+    """Float ``[B, M]`` mask over ``names`` (sorted): 0 where a key is absent or ``present[m]`` is False."""
+    ref = feats[sorted(feats)[0]]
+    b = ref.shape[0]
+    cols = []
+    for m in names:
+        if m not in feats:
+            cols.append(ref.new_zeros(b))
+        elif present is not None and m in present:
+            p = present[m]
+            if p.shape != (b,):
+                raise ValueError(f"present[{m!r}] must be a bool tensor of shape [{b}], got {tuple(p.shape)}")
+            cols.append(p.to(device=ref.device, dtype=ref.dtype))
+        else:
+            cols.append(ref.new_ones(b))
+    return torch.stack(cols, dim=1)  # [B, M]
+
+
+def filled(feats: Mapping[str, Tensor], mask: Tensor, names: list[str], dims: Mapping[str, int]) -> list[Tensor]:
+    """Per-modality ``[B, D_m]`` features with missing samples (mask 0) and absent modalities set to zero."""
+    ref = feats[sorted(feats)[0]]
+    out = []
+    for j, m in enumerate(names):
+        if m in feats:
+            out.append(feats[m] * mask[:, j:j + 1])
+        else:
+            out.append(ref.new_zeros(ref.shape[0], dims[m]))
+    return out
+
+
 class IdentityFusion(nn.Module):
-    """Pass through the features of the single modality a unimodal model has."""
+    """Pass through the features of the single modality a unimodal model has.
+
+    Args:
+        dim: optional feature width, exposed as ``out_dim`` (``None`` when unknown).
+    """
+
+    def __init__(self, dim: int | None = None):
+        super().__init__()
+        self.out_dim = dim
 
     def forward(self, feats: Mapping[str, Tensor], present: Mapping[str, Tensor] | None = None) -> Tensor:
         if len(feats) != 1:
@@ -30,23 +102,11 @@ class ConcatFusion(nn.Module):
 
     def __init__(self, dims: Mapping[str, int]):
         super().__init__()
-        self.dims = dict(sorted(dims.items()))
+        self.dims = sorted_dims(dims, "ConcatFusion")
         self.out_dim = sum(self.dims.values())
 
     def forward(self, feats: Mapping[str, Tensor], present: Mapping[str, Tensor] | None = None) -> Tensor:
-        unknown = sorted(set(feats) - set(self.dims))
-        if unknown:
-            raise KeyError(f"ConcatFusion got modalities {unknown} it was not built for; known: {list(self.dims)}")
-        ref = next(iter(feats.values()))
-        parts = []
-        for m, d in self.dims.items():
-            if m not in feats:
-                parts.append(ref.new_zeros(ref.shape[0], d))
-                continue
-            x = feats[m]
-            if x.shape[-1] != d:
-                raise ValueError(f"ConcatFusion expected {m} features of width {d}, got shape {tuple(x.shape)}")
-            if present is not None and m in present:
-                x = x * present[m].to(x.dtype).unsqueeze(-1)
-            parts.append(x)
-        return torch.cat(parts, dim=-1)  # [B, sum(D_m)]
+        check_feats(feats, self.dims, "ConcatFusion")
+        names = list(self.dims)
+        mask = presence(feats, present, names)  # [B, M]
+        return torch.cat(filled(feats, mask, names, self.dims), dim=-1)  # [B, sum(D_m)]
