@@ -249,12 +249,12 @@ def raw_world(n: int, *, seed: int = 0, config: Any = None, device: torch.device
         raise KeyError(f"unknown modality {bad}; the world has {list(world.MODALITIES)}")
     dev = torch.device(device or "cpu")
     gen = torch.Generator(device=dev).manual_seed(seed)
-    z = world._latents(n, cfg, gen, dev)
+    z = world.sample_latents(n, cfg, gen, dev)
     visual = tuple(m for m in modalities if m != "audio")
     parts: dict[str, list[Tensor]] = {m: [] for m in modalities}
     for s in range(0, n, chunk):
         zc = {k: v[s:s + chunk] for k, v in z.items()}
-        for m, x in world._render_chunk(zc, cfg, gen, visual).items():
+        for m, x in world.render_chunk(zc, cfg, gen, visual).items():
             parts[m].append(x)
         if "audio" in modalities:
             parts["audio"].append(sound.synth_waves(zc["seen_audio"], zc["color"], zc["size"], cfg.audio_snr_db, gen))

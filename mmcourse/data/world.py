@@ -112,7 +112,8 @@ def world_classes() -> dict[str, list[str]]:
             "motion": list(render.MOTIONS)}
 
 
-def _latents(n: int, cfg: WorldConfig, gen: torch.Generator, dev: torch.device) -> dict[str, Tensor]:
+def sample_latents(n: int, cfg: WorldConfig, gen: torch.Generator, dev: torch.device) -> dict[str, Tensor]:
+    """Draw ``n`` latent scenes (shape, colour, size, position, motion, …) on ``dev`` from ``gen``."""
     def rint(high: int) -> Tensor:
         return torch.randint(high, (n,), generator=gen, device=dev)
 
@@ -147,8 +148,9 @@ def _paint(alpha: Tensor, rgb: Tensor, background: Tensor) -> Tensor:
     return background * (1 - a) + rgb[:, :, None, None] * a
 
 
-def _render_chunk(z: dict[str, Tensor], cfg: WorldConfig, gen: torch.Generator, mods: tuple[str, ...]
-                  ) -> dict[str, Tensor]:
+def render_chunk(z: dict[str, Tensor], cfg: WorldConfig, gen: torch.Generator, mods: tuple[str, ...]
+                 ) -> dict[str, Tensor]:
+    """Render latent scenes ``z`` into the modalities ``mods`` (raw, before normalisation)."""
     dev = z["cx"].device
     n = z["cx"].shape[0]
     rgb_table = torch.tensor(render.COLOR_RGB, device=dev)
@@ -223,12 +225,12 @@ def _generate(n: int, seed: int, device: torch.device | str | None, cfg: WorldCo
     dev = torch.device(device) if device is not None else torch.device("cpu")
     gen = torch.Generator(device=dev)
     gen.manual_seed(seed)
-    z = _latents(n, cfg, gen, dev)
+    z = sample_latents(n, cfg, gen, dev)
     inputs = {m: torch.empty((n, *_out_shape(m, cfg)[0]), dtype=_out_shape(m, cfg)[1], device=dev)
               for m in modalities}
     chunk = CHUNK if dev.type != "cpu" else CPU_CHUNK
     for s in range(0, n, chunk):
-        part = _render_chunk({k: v[s:s + chunk] for k, v in z.items()}, cfg, gen, modalities)
+        part = render_chunk({k: v[s:s + chunk] for k, v in z.items()}, cfg, gen, modalities)
         for m in modalities:
             inputs[m][s:s + chunk] = part[m]
     targets = {"shape": z["label"], "color": z["color"], "size": z["size"], "motion": z["motion"]}
