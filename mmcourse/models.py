@@ -34,6 +34,11 @@ class Batch:
         return Batch(move(self.inputs), move(self.targets), None if self.present is None else move(self.present))
 
 
+def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
+    """Number of scalar parameters of ``model`` (only those with ``requires_grad`` when ``trainable_only``)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
 def _check_modalities(names: Mapping[str, object], known: Mapping[str, object], what: str) -> None:
     unknown = sorted(set(names) - set(known))
     if unknown:

@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from mmcourse.analysis.compare import build_model, compare_fusions, count_parameters, training_memory_mib
+from mmcourse.analysis.compare import build_model, compare_fusions, training_memory_mib
 from mmcourse.data.dataset import MultimodalDataset
-from mmcourse.models import LateFusionModel, MultimodalModel
+from mmcourse.models import LateFusionModel, MultimodalModel, count_parameters
 
 
 class Lin(nn.Module):

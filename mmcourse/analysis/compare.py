@@ -25,7 +25,7 @@ from torch import nn
 from mmcourse.engine import evaluate, fit
 from mmcourse.fusion.basic import IdentityFusion
 from mmcourse.fusion.registry import build_fusion
-from mmcourse.models import LateFusionModel, MultimodalModel
+from mmcourse.models import LateFusionModel, MultimodalModel, count_parameters
 from mmcourse.runtime import seed_everything
 
 COLUMNS = ("method", "acc_mean", "acc_std", "params", "train_s", "latency_ms", "peak_mem_mib")
@@ -54,11 +54,6 @@ def build_model(method: str, encoders: Mapping[str, nn.Module], num_classes: Map
     fusion = build_fusion(method, dims, **dict(fusion_kwargs or {}))
     heads = {t: make_head(fusion.out_dim, c, head_hidden) for t, c in num_classes.items()}
     return MultimodalModel(encoders, fusion, heads)
-
-
-def count_parameters(model: nn.Module) -> int:
-    """Trainable parameters (shared tensors counted once)."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 def _first_batch(data: Any, n: int, device: torch.device) -> tuple[dict, dict]:
@@ -226,7 +221,7 @@ def compare_fusions(methods: Sequence[str], train: Any, test: Any, make_encoders
             "method": method,
             "acc_mean": statistics.fmean(accs[method]),
             "acc_std": statistics.stdev(accs[method]) if len(accs[method]) > 1 else 0.0,
-            "params": count_parameters(model),
+            "params": count_parameters(model, trainable_only=True),
             "train_s": statistics.fmean(times),
             "latency_ms": inference_latency_ms(model, inputs),
             "peak_mem_mib": training_memory_mib(model, inputs, targets),

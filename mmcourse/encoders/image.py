@@ -12,6 +12,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from mmcourse.models import count_parameters
+
 
 def check_shape(x: Tensor, pattern: Sequence[int | str], who: str) -> None:
     """Raise ``ValueError`` unless ``x`` has ``len(pattern)`` dims and every int entry of ``pattern`` matches.
@@ -72,8 +74,8 @@ class SmallCNN(nn.Module):
 
 
 def count_params(model: nn.Module, trainable_only: bool = True) -> int:
-    """Number of (trainable) parameters of ``model``."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+    """Number of (trainable) parameters of ``model`` (see :func:`mmcourse.models.count_parameters`)."""
+    return count_parameters(model, trainable_only)
 
 
 def patchify(x: Tensor, patch: int) -> Tensor:

@@ -13,6 +13,8 @@ from collections.abc import Iterable, Sequence
 
 from torch import nn
 
+from mmcourse.models import count_parameters  # noqa: F401  (re-exported: mmcourse.transfer.count_parameters)
+
 Selector = str | nn.Module
 
 
@@ -82,11 +84,6 @@ def unfreeze(model: nn.Module, selectors: Selector | Sequence[Selector] | None =
 def trainable_names(model: nn.Module) -> list[str]:
     """Names of the parameters that currently receive gradients."""
     return [n for n, p in model.named_parameters() if p.requires_grad]
-
-
-def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
-    """Number of scalar parameters (only trainable ones when asked)."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
 def set_batchnorm_eval(modules: nn.Module | Iterable[nn.Module]) -> int:
