@@ -84,6 +84,8 @@ def _solution_nb(extra_cells=()):
         nbformat.v4.new_code_cell("z = y * 2"),
         nbformat.v4.new_code_cell("def square(x):\n    # BEGIN SOLUTION\n    return x * x\n    # END SOLUTION"),
         nbformat.v4.new_code_cell("check('99.square', square)"),
+        nbformat.v4.new_code_cell("def twice(x):\n    return 2 * square(x)"),
+        nbformat.v4.new_code_cell("w = twice(3)"),
         *extra_cells,
     ]
     return nb
@@ -94,6 +96,7 @@ def test_make_exercise_tags_cells_that_use_blank_functions():
     tags = [c.get("metadata", {}).get("tags", []) for c in ex["cells"]]
     assert "raises-exception" in tags[4] and "raises-exception" in tags[5]  # calls add; uses its result
     assert "raises-exception" not in tags[3] and "raises-exception" not in tags[7]  # check() never raises
+    assert "raises-exception" not in tags[8] and "raises-exception" in tags[9]  # a helper calling a blank one
     assert "exercises/99_fixture.ipynb" in ex["cells"][0]["source"]
     assert all(c.get("outputs", []) == [] for c in ex["cells"] if c["cell_type"] == "code")
     with pytest.raises(SolutionMarkerError, match="no '# BEGIN SOLUTION'"):

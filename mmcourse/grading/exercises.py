@@ -67,6 +67,20 @@ def _defined_with_solution(source: str) -> set[str]:
     return names
 
 
+def _defs_using(source: str, names: set[str]) -> set[str]:
+    """Top-level functions/classes in ``source`` whose bodies refer to one of ``names`` (calling them raises)."""
+    try:
+        tree = ast.parse(_strip_magics(source))
+    except SyntaxError:
+        return set()
+    found = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            if any(isinstance(n, ast.Name) and n.id in names for n in ast.walk(node)):
+                found.add(node.name)
+    return found
+
+
 def _module_level_names(source: str) -> tuple[set[str], set[str]]:
     """(names loaded, names stored) by a cell's statements, not counting function/class bodies."""
     try:
@@ -132,6 +146,7 @@ def make_exercise(nb: dict, name: str = "notebook") -> dict:
             blanked |= _defined_with_solution(src)
             n_blocks += src.count(BEGIN)
             src = blank_source(src, f"{name}, cell {idx}")
+        blanked |= _defs_using(src, blanked)  # a helper that calls a blank function raises too
         loaded, stored = _module_level_names(src)
         if _calls(src, blanked) or loaded & tainted:
             tags.append(RAISES)
