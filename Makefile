@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 RECORDS := _build/test-records
 # One thread per worker and two workers: ~4x faster than torch's defaults on a 2-core machine.
 TEST_ENV := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 MMCOURSE_PROFILE=quick MMCOURSE_RECORDS=$(CURDIR)/$(RECORDS) \
-            HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 MPLBACKEND=Agg PYDEVD_DISABLE_FILE_VALIDATION=1
+            HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYDEVD_DISABLE_FILE_VALIDATION=1
 
 .PHONY: help venv book test lab exercises bench lint browser clean
 help:

@@ -58,6 +58,10 @@ def test_page_renders_offline(server, page):
         f"{page} shows an error output"
     if 'class="math' in raw:
         assert "<mjx-container" in dom, f"{page}: math did not render (MathJax missing?)"
-        assert "merror" not in dom, f"{page}: MathJax reports a TeX error"
+        assert "<mjx-merror" not in dom, f"{page}: MathJax reports a TeX error"
+    notebook = ROOT / f"{page}.ipynb"
+    if notebook.exists() and re.search(r"plt\.|\.plot\(|subplots\(", notebook.read_text(encoding="utf-8")):
+        figures = re.findall(r"<img[^>]+src=\"[^\"]*_images/[^\"]+\.(?:png|svg)\"", raw)
+        assert len(figures) > 1, f"{page} draws plots but the page shows no figure (matplotlib backend?)"
     if "application/vnd.jupyter.widget-view+json" in raw:
         assert "widget-" in re.sub(r"<script.*?</script>", "", dom, flags=re.S), f"{page}: widgets did not render"
