@@ -94,7 +94,7 @@ def mel_filterbank(n_freqs: int, n_mels: int, sample_rate: float, f_min: float =
 def log_mel(wave: Tensor, sample_rate: float, n_fft: int = 256, hop: int = 128, n_mels: int = 32,
             f_min: float = 0.0, f_max: float | None = None, center: bool = False, eps: float = 1e-6,
             filters: Tensor | None = None) -> Tensor:
-    """Log-mel power spectrogram ``[..., n_mels, frames]`` = log(filters^T |STFT|² + eps)."""
+    """Log-mel power spectrogram ``[..., n_mels, frames]``, i.e. ``log(filters^T |STFT|^2 + eps)``."""
     power = stft(wave, n_fft, hop, center=center).abs() ** 2  # [..., n_freqs, frames]
     if filters is None:
         filters = mel_filterbank(n_fft // 2 + 1, n_mels, sample_rate, f_min, f_max)

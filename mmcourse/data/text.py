@@ -28,7 +28,7 @@ def tokenize(text: str) -> list[str]:
 
 
 class Vocab:
-    """A word ↔ id table with ``<pad>``=0, ``<unk>``=1, ``<cls>``=2 and the words after them.
+    """A word ↔ id table: ``<pad>`` is 0, ``<unk>`` is 1, ``<cls>`` is 2, and the words come after them.
 
     Build it from the training split only (``Vocab.build(train_texts)``); unseen words map to UNK.
     """
