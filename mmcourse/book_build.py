@@ -96,6 +96,8 @@ def pre_execute(root: Path, workers: int = 2, timeout: int = 1200) -> list[str]:
     if not todo:
         return failures
     print(f"executing {len(todo)} notebook(s), {workers} at a time: {', '.join(p.name for p in todo)}")
+    # Parallel kernels each take all cores by default and then fight for them; share the cores out instead.
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
     with ProcessPoolExecutor(max_workers=workers) as pool:
         for path, nb, err, secs in pool.map(_execute, todo, [timeout] * len(todo)):
             if err:
