@@ -59,6 +59,13 @@ def test_chapter_header_toc_and_exercises(path):
     assert used == registered, f"{sol.name}: checks called {sorted(used)} != registered {sorted(registered)}"
 
 
+@pytest.mark.parametrize("path", BOOK, ids=lambda p: p.name)
+def test_book_does_not_link_to_pages_outside_the_book(path):
+    text = "\n".join(_src(c) for c in _cells(path) if c["cell_type"] == "markdown")
+    bad = re.findall(r"\]\((\.\./(?:exercises|solutions)/[^)]+)\)", text)
+    assert not bad, f"{path.name} links to notebooks the HTML book does not contain: {bad}; name the path in code"
+
+
 def test_toc_lists_only_existing_files():
     for name in re.findall(r"file:\s*(\S+)", (ROOT / "_toc.yml").read_text()):
         assert any((ROOT / f"{name}{ext}").exists() for ext in (".ipynb", ".md")), f"_toc.yml: {name} is missing"
