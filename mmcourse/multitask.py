@@ -30,11 +30,12 @@ from torch import Tensor, nn
 
 from mmcourse.engine.batches import BatchSource
 from mmcourse.engine.evaluation import run_evaluation
-from mmcourse.engine.history import OKABE_ITO, History
+from mmcourse.engine.history import History
 from mmcourse.engine.optim import make_optimizer, make_schedule
 from mmcourse.engine.speed import autocast_context, resolve_amp
 from mmcourse.fusion.basic import ConcatFusion, IdentityFusion
 from mmcourse.models import MultimodalModel
+from mmcourse.palette import PALETTE
 
 IGNORE = -100  # a target of -100 means "no label for this task" (cross-entropy skips it)
 
@@ -310,7 +311,7 @@ def plot_task_weights(history: History, ax: Any = None):
         _, ax = plt.subplots(figsize=(5, 3.2))
     epochs = [r["epoch"] for r in history.rows]
     for i, k in enumerate(keys):
-        ax.plot(epochs, [r.get(k, math.nan) for r in history.rows], marker="o", color=OKABE_ITO[i % 8],
+        ax.plot(epochs, [r.get(k, math.nan) for r in history.rows], marker="o", color=PALETTE[i % len(PALETTE)],
                 label=k.split("/", 1)[1])
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss weight")

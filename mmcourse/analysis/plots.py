@@ -10,19 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-OKABE_ITO: dict[str, str] = {
-    "orange": "#E69F00",
-    "sky_blue": "#56B4E9",
-    "bluish_green": "#009E73",
-    "yellow": "#F0E442",
-    "blue": "#0072B2",
-    "vermillion": "#D55E00",
-    "reddish_purple": "#CC79A7",
-    "black": "#000000",
-}
-# Order for line/bar series: the strongest contrasts first; yellow (weak on white) late.
-PALETTE: list[str] = [OKABE_ITO[k] for k in ("blue", "orange", "bluish_green", "vermillion", "reddish_purple",
-                                             "sky_blue", "black", "yellow")]
+from mmcourse.palette import OKABE_ITO, PALETTE  # noqa: F401  (re-exported)
+
 # Sequential colour map for images/heatmaps that stays readable for colour-blind readers (and in grey).
 SEQUENTIAL_CMAP = "cividis"
 DIVERGING_CMAP = "PuOr"

@@ -14,8 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-# Okabe–Ito: distinguishable with every common form of colour blindness
-OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
+from mmcourse.palette import PALETTE
 
 
 class History:
@@ -69,7 +68,7 @@ class History:
             for i, k in enumerate(group):
                 y = [r.get(k, math.nan) for r in self.rows]
                 style = "--" if k.startswith("val") else "-"
-                colour = OKABE_ITO[i % len(OKABE_ITO)]
+                colour = PALETTE[i % len(PALETTE)]
                 ax.plot(epochs, y, style, marker="o", color=colour, label=k)
             ax.set_xlabel("epoch")
             ax.set_ylabel(ylabel)

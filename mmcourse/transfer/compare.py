@@ -16,8 +16,8 @@ import torch
 from torch import nn
 
 from mmcourse.engine.evaluation import evaluate
-from mmcourse.engine.history import OKABE_ITO
 from mmcourse.multitask import fit_multitask, shared_trunk_model
+from mmcourse.palette import PALETTE
 from mmcourse.transfer.finetune import finetune
 from mmcourse.transfer.probe import extract_features, labels_per_class, linear_probe
 
@@ -116,7 +116,7 @@ def plot_budget_curve(rows: Sequence[dict[str, Any]], ax: Any = None, chance: fl
         ks = sorted(k for (mm, k) in stats if mm == m)
         mean = [stats[(m, k)][0] for k in ks]
         std = [stats[(m, k)][1] for k in ks]
-        ax.errorbar(ks, mean, yerr=std, marker="o", capsize=3, color=OKABE_ITO[i], label=m)
+        ax.errorbar(ks, mean, yerr=std, marker="o", capsize=3, color=PALETTE[i % len(PALETTE)], label=m)
     if chance is not None:
         ax.axhline(chance, color="grey", linestyle=":", label="chance")
     ax.set_xscale("log")
