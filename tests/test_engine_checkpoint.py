@@ -15,7 +15,14 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_engine_fit import ToyData, toy_model  # noqa: E402
 
-from mmcourse.engine import Callback, CheckpointError, fit, load_checkpoint, save_checkpoint  # noqa: E402
+from mmcourse.engine import (  # noqa: E402
+    Callback,
+    CheckpointError,
+    EarlyStopping,
+    fit,
+    load_checkpoint,
+    save_checkpoint,
+)
 from mmcourse.engine.checkpoint import read_checkpoint  # noqa: E402
 
 TESTS = Path(__file__).resolve().parent
@@ -26,7 +33,8 @@ class StopAfter(Callback):
         self.epochs = epochs
 
     def on_epoch_end(self, state, row):
-        state.stop = state.epoch >= self.epochs
+        if state.epoch >= self.epochs:
+            state.stop = True
 
 
 def _assert_same_params(a, b):
@@ -54,6 +62,33 @@ def test_train_save_resume_equals_straight_through(tmp_path, stop_at):
     _assert_same_params(straight, resumed)
     assert [r["train_loss"] for r in h_resumed.rows] == [r["train_loss"] for r in h_straight.rows]
     assert len(h_resumed) == 4
+
+
+def test_early_stopping_state_survives_a_resume(tmp_path):
+    # min_delta so large that only epoch 1 counts as an improvement: a straight run stops after 1 + patience epochs
+    kw = dict(KW, epochs=8)
+    stopper = lambda: EarlyStopping("val_loss", patience=3, min_delta=1e3)  # noqa: E731
+    train, val = ToyData(200), ToyData(60, 1)
+    straight = toy_model(dropout=0.3)
+    h_straight = fit(straight, train, val, callbacks=[stopper()], **kw)
+    assert len(h_straight) == 4
+
+    path = tmp_path / "run.pt"
+    fit(toy_model(dropout=0.3), train, val, checkpoint=path, callbacks=[stopper(), StopAfter(2)], **kw)
+    resumed_stopper = stopper()  # a fresh object: its patience count and best weights come from the checkpoint
+    resumed = toy_model(seed=99, dropout=0.3)
+    h_resumed = fit(resumed, train, val, resume=path, callbacks=[resumed_stopper, StopAfter(99)], **kw)
+    assert len(h_resumed) == 4, "early stopping forgot its patience count across the resume"
+    assert resumed_stopper.best_epoch == 1
+    _assert_same_params(straight, resumed)  # both restored the weights of epoch 1
+
+
+def test_resume_warns_when_a_stateful_callback_has_no_saved_state(tmp_path):
+    path = tmp_path / "run.pt"
+    fit(toy_model(), ToyData(64), epochs=1, checkpoint=path, progress=False)
+    with pytest.warns(UserWarning, match="holds no state for callback EarlyStopping"):
+        fit(toy_model(), ToyData(64), ToyData(32, 1), epochs=1, resume=path, progress=False,
+            callbacks=[EarlyStopping()])
 
 
 def test_checkpoint_holds_everything_and_loads_weights_only(tmp_path):

@@ -109,6 +109,14 @@ class Callback:
     def on_train_end(self, state: TrainState) -> None:  # noqa: B027 — optional hook
         pass
 
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint must keep for a resumed run to behave as if it never stopped (plain values and
+        tensors only: checkpoints load with ``weights_only=True``)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:  # noqa: B027 — optional hook
+        """Take back what :meth:`state_dict` returned (called by ``fit(..., resume=path)``)."""
+
 
 class EarlyStopping(Callback):
     """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs.
@@ -152,6 +160,13 @@ class EarlyStopping(Callback):
             self.wait += 1
             if self.wait >= self.patience:
                 state.stop = True
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait, "best_state": self._best_state}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best, self.best_epoch, self.wait = state["best"], state["best_epoch"], int(state["wait"])
+        self._best_state = state["best_state"]
 
     def on_train_end(self, state: TrainState) -> None:
         if self.restore_best and self._best_state is not None:

@@ -79,7 +79,8 @@ def fit(model: nn.Module, train: object, val: object = None, *, epochs: int, lr:
             ``on_epoch_end(state, row)``, ``on_train_end(state)`` (see :class:`Callback`).
         progress: show tqdm progress bars (epochs and steps).
         checkpoint: a path written (atomically) at the end of every epoch.
-        resume: a checkpoint path to continue from (model, optimiser, schedule, RNG, history).
+        resume: a checkpoint path to continue from (model, optimiser, schedule, RNG, history, and the state of
+            callbacks that have ``state_dict``, such as ``EarlyStopping``).
         seed: seeds the data order and the random number generators.
         modality_dropout: probability of dropping each modality of each training sample.
 
@@ -117,12 +118,14 @@ def fit(model: nn.Module, train: object, val: object = None, *, epochs: int, lr:
               "compile": compile if isinstance(compile, (bool, str)) else dict(compile), "seed": seed,
               "modality_dropout": modality_dropout, "world_size": info.world, "device": str(device)}
     history, start_epoch, step = History(), 0, 0
+    callbacks = list(callbacks)
     if resume is not None:
         ckpt = load_checkpoint(resume, model, opt, sched, scaler=scaler, map_location=device)
         rngs = ckpt.get("rng") or []
         if rngs:
             set_rng_state(rngs[info.rank] if len(rngs) == info.world else rngs[0])
         start_epoch, step, history = int(ckpt["epoch"]), int(ckpt["step"]), History(ckpt.get("history"))
+        restore_callback_states(callbacks, (ckpt.get("extra") or {}).get("callbacks", []), resume)
         old = ckpt.get("config", {})
         changed = [k for k in RESUME_KEYS if k in old and old[k] != config[k]]
         if changed:
@@ -132,7 +135,6 @@ def fit(model: nn.Module, train: object, val: object = None, *, epochs: int, lr:
         _seed_all(seed + info.rank)
     net = maybe_compile(dist.wrap(model, info, device, _may_leave_unused(model, src, task_weights)), compile)
     state = TrainState(model=model, optimizer=opt, history=history, epoch=start_epoch, step=step)
-    callbacks = list(callbacks)
     step_hooks = [cb.on_step_end for cb in callbacks if hasattr(cb, "on_step_end")]
     params = [p for p in model.parameters() if p.requires_grad]
     show = progress and info.is_main
@@ -182,14 +184,15 @@ def fit(model: nn.Module, train: object, val: object = None, *, epochs: int, lr:
                                      channels_last=cl, info=info)
                 row.update({f"val_{k}": v for k, v in res.items()})
             history.append(row)
-            if checkpoint is not None:
+            for cb in callbacks:
+                getattr(cb, "on_epoch_end", lambda _s, _r: None)(state, row)
+            if checkpoint is not None:  # after the callbacks, so that their state (e.g. early stopping) is kept
                 rngs = dist.gather_objects(rng_state(), info)
                 if info.is_main:
                     save_checkpoint(checkpoint, model, opt, sched, epoch=epoch + 1, step=step, config=config,
-                                    history=history.rows, scaler=scaler, rng=rngs)
+                                    history=history.rows, scaler=scaler, rng=rngs,
+                                    extra={"callbacks": callback_states(callbacks)})
                 dist.barrier(info)
-            for cb in callbacks:
-                getattr(cb, "on_epoch_end", lambda _s, _r: None)(state, row)
             bar.update()
             bar.set_postfix({k: f"{row[k]:.3f}" for k in ("train_loss", "val_loss", "val_acc") if k in row})
             if state.stop:
@@ -203,6 +206,22 @@ def fit(model: nn.Module, train: object, val: object = None, *, epochs: int, lr:
     for cb in callbacks:
         getattr(cb, "on_train_end", lambda _s: None)(state)
     return history
+
+
+def callback_states(callbacks: Iterable[Any]) -> list[dict[str, Any]]:
+    """``[{"type": class name, "state": cb.state_dict()}]`` for every callback that has a ``state_dict``."""
+    return [{"type": type(cb).__name__, "state": cb.state_dict()} for cb in callbacks if hasattr(cb, "state_dict")]
+
+
+def restore_callback_states(callbacks: Iterable[Any], saved: list[dict[str, Any]], path: Any) -> None:
+    """Give each stateful callback the state saved for the callback of the same type, in the same order."""
+    stateful = [cb for cb in callbacks if hasattr(cb, "load_state_dict")]
+    for i, cb in enumerate(stateful):
+        if i < len(saved) and saved[i]["type"] == type(cb).__name__:
+            cb.load_state_dict(saved[i]["state"])
+        elif cb.state_dict():  # a callback with nothing to keep needs no warning
+            warnings.warn(f"{path} holds no state for callback {type(cb).__name__} (saved: "
+                          f"{[s['type'] for s in saved]}); it starts afresh", stacklevel=3)
 
 
 def _may_leave_unused(model: nn.Module, src: BatchSource, task_weights: Mapping[str, float] | None) -> bool:
