@@ -46,8 +46,8 @@ def test_exercises_equal_a_fresh_generation():
 @pytest.mark.parametrize("path", BOOK, ids=lambda p: p.name)
 def test_chapter_header_toc_and_exercises(path):
     head = _src(_cells(path)[0])
-    missing = [h for h in HEADER if h not in head]
-    assert not missing, f"{path.name}: the chapter header lacks {missing}"
+    missing = [h for h in HEADER if f"\n- {h}" not in head]
+    assert not missing, f"{path.name}: the chapter header lacks the list items {missing} (one '- **Field:**' a line)"
     toc = (ROOT / "_toc.yml").read_text()
     assert f"book/{path.stem}" in toc, f"{path.name} is not in _toc.yml"
     sol = ROOT / "solutions" / path.name
