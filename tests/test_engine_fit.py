@@ -200,6 +200,17 @@ def test_modality_dropout_keeps_one_modality_and_zeroes_dropped_inputs():
     assert hist.last["train_loss"] > 0
 
 
+def test_modality_dropout_never_keeps_only_a_modality_that_is_already_missing():
+    data = ToyData(2000)
+    no_image = torch.arange(2000) % 2 == 0  # half the samples came without an image
+    batch = Batch(data.inputs, data.targets, {"image": ~no_image, "text": torch.ones(2000, dtype=torch.bool)})
+    torch.manual_seed(0)
+    out = modality_dropout(batch, 0.6)
+    assert not out.present["image"][no_image].any(), "a missing modality came back"
+    assert out.present["text"][no_image].all(), "a sample without an image lost its text too"
+    assert (out.present["image"] | out.present["text"]).all()
+
+
 def test_mask_modalities_zeroes_rows():
     x = {"image": torch.ones(3, 2), "text": torch.ones(3, 4, dtype=torch.long)}
     out = mask_modalities(x, {"image": torch.tensor([True, False, True])})

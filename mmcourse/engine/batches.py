@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 
 from mmcourse.engine.speed import to_channels_last_inputs
+from mmcourse.fusion.dropout import keep_mask
 from mmcourse.models import Batch
 
 
@@ -138,6 +139,10 @@ def mask_modalities(inputs: Mapping[str, Tensor], present: Mapping[str, Tensor])
 def modality_dropout(batch: Batch, p: float, generator: torch.Generator | None = None) -> Batch:
     """Drop each modality of each sample with probability ``p``, always keeping at least one per sample.
 
+    The input-level twin of :class:`mmcourse.fusion.ModalityDropout` (which hides encoder features), with the
+    same mask (:func:`mmcourse.fusion.dropout.keep_mask`): a modality already missing stays missing and never
+    counts as the one that is kept.
+
     A dropped modality is zeroed in ``inputs`` and marked False in ``present`` (bool ``[B]`` per modality),
     so fusion modules that read ``present`` can ignore it. With a single modality nothing is dropped.
     """
@@ -147,15 +152,9 @@ def modality_dropout(batch: Batch, p: float, generator: torch.Generator | None =
     if p == 0.0 or len(names) < 2:
         return batch
     ref = batch.inputs[names[0]]
-    b, m = ref.shape[0], len(names)
-    drop = torch.rand(b, m, device=ref.device, generator=generator) < p  # [B, M]
-    rescue = torch.randint(m, (b,), device=ref.device, generator=generator)  # [B]
-    all_dropped = drop.all(dim=1, keepdim=True)  # [B, 1]
-    chosen = torch.arange(m, device=ref.device) == rescue.unsqueeze(1)  # [B, M] one-hot, without a host sync
-    drop &= ~(all_dropped & chosen)
     old = batch.present or {}
-    present = {k: v for k, v in old.items()}
-    for j, name in enumerate(names):
-        keep = ~drop[:, j]
-        present[name] = keep & old[name] if name in old else keep
+    ones = torch.ones(ref.shape[0], dtype=torch.bool, device=ref.device)
+    available = torch.stack([old.get(name, ones) for name in names], dim=1)  # [B, M]
+    keep = keep_mask(ref.shape[0], len(names), p, available=available, generator=generator)  # [B, M]
+    present = {**old, **{name: keep[:, j] for j, name in enumerate(names)}}
     return Batch(mask_modalities(batch.inputs, present), batch.targets, present)
