@@ -187,3 +187,32 @@ def test_digits_offline_and_bad_args():
         load_digits_dataset("valid")
     with pytest.raises(ValueError, match="multiple of 8"):
         load_digits_dataset(image_size=30)
+
+
+def test_digits_split_is_the_fixed_disjoint_split_of_chapters_1_to_3():
+    from mmcourse.data.digits import digits_split
+
+    a, b = digits_split(0), digits_split(0)
+    assert {k: tuple(v[0].shape) for k, v in a.items()} == {"train": (1258, 1, 8, 8), "val": (180, 1, 8, 8),
+                                                            "test": (359, 1, 8, 8)}
+    for k in a:
+        assert torch.equal(a[k][0], b[k][0]) and torch.equal(a[k][1], b[k][1]), f"{k} split is not deterministic"
+    rows = {k: {tuple(r.tolist()) for r in v[0].flatten(1)} for k, v in a.items()}
+    assert not rows["train"] & rows["test"] and not rows["val"] & rows["test"], "test images leak into training"
+    assert not torch.equal(digits_split(1)["test"][1], a["test"][1])
+
+
+def test_chapter_01_loop_learns_the_digits():
+    from mmcourse.data.digits import digits_split
+    from mmcourse.engine.minimal import train_minibatch
+    from mmcourse.layers.linear import MLP
+
+    data = digits_split(0)
+    torch.manual_seed(0)
+    model = train_minibatch(MLP([64, 64, 10]), *data["train"], epochs=5, seed=0)
+    x, y = data["test"]
+    with torch.no_grad():
+        acc = (model(x.flatten(1)).argmax(1) == y).float().mean().item()
+    assert not model.training and acc > 0.9, acc
+    with pytest.raises(ValueError, match="labels"):
+        train_minibatch(MLP([64, 10]), x, y[:5], epochs=1)

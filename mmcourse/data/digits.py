@@ -7,6 +7,7 @@ Handwritten Digits" data, CC BY 4.0). Used by chapters 00–03 when a real, tiny
 from __future__ import annotations
 
 import torch
+from torch import Tensor
 
 from mmcourse.data.dataset import MultimodalDataset
 
@@ -43,3 +44,16 @@ def load_digits_dataset(split: str = "all", *, image_size: int = 32, channels: i
     ds = MultimodalDataset({"image": x}, {"label": y}, {"label": [str(d) for d in range(10)]},
                            name=f"digits/{split}")
     return ds.to(device) if device is not None else ds
+
+
+def digits_split(seed: int = 0, device: torch.device | str | None = None) -> dict[str, tuple[Tensor, Tensor]]:
+    """The split of chapters 01–03: ``{"train", "val", "test"}`` → (images ``[N, 1, 8, 8]``, labels ``[N]``).
+
+    A seeded fifth of the digits is the test set; the first 180 of the rest (already in a seeded random
+    order) are the validation set, the remaining 1,258 the training set.
+    """
+    kw = dict(image_size=8, channels=1, test_fraction=0.2, seed=seed, device=device)
+    train, test = load_digits_dataset("train", **kw), load_digits_dataset("test", **kw)
+    x, y = train.inputs["image"], train.targets["label"]
+    return {"train": (x[180:], y[180:]), "val": (x[:180], y[:180]),
+            "test": (test.inputs["image"], test.targets["label"])}
