@@ -10,10 +10,11 @@ RECORDS := _build/test-records
 TEST_ENV := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 MMCOURSE_PROFILE=quick MMCOURSE_RECORDS=$(CURDIR)/$(RECORDS) \
             HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYDEVD_DISABLE_FILE_VALIDATION=1
 
-.PHONY: help venv book test lab exercises bench lint browser clean
+.PHONY: help venv book test test-full lab exercises bench lint browser clean
 help:
 	@echo "make book       build the HTML book into _build/html (every notebook executed)"
 	@echo "make test       the whole test suite: unit tests, notebooks (nbval), grading, book + browser check"
+	@echo "make test-full  notebooks in the full profile under nbval (NB=\"book/09_crossmodal.ipynb ...\" picks some)"
 	@echo "make lab        JupyterLab on the course"
 	@echo "make exercises  regenerate exercises/ from solutions/"
 	@echo "make bench      run the benchmarks and rewrite benchmarks/RESULTS.md"
@@ -40,6 +41,13 @@ test: $(STAMP) browser lint
 	    --nbval-cell-timeout=600 tests book solutions exercises --ignore=tests/after
 	$(TEST_ENV) $(PY) -m mmcourse.book_build
 	$(TEST_ENV) $(PY) -m pytest -p no:cacheprovider tests/after
+
+# The full profile: GPU-sized runs (minutes per chapter on a GPU, up to an hour on one CPU core).
+NB ?= book solutions exercises
+test-full: $(STAMP)
+	rm -rf $(RECORDS)-full && mkdir -p $(RECORDS)-full
+	MMCOURSE_PROFILE=full MMCOURSE_RECORDS=$(CURDIR)/$(RECORDS)-full HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 \
+	    $(PY) -m pytest -p no:cacheprovider --nbval-lax --nbval-cell-timeout=7200 -v --durations=10 $(NB)
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab --notebook-dir=.
