@@ -9,7 +9,7 @@ from mmcourse.layers.conv import Conv2d, conv2d_im2col, conv2d_naive, conv_outpu
 from mmcourse.layers.linear import MLP, Linear, linear, linear_backward
 from mmcourse.layers.pooling import avg_pool2d, max_pool2d
 from mmcourse.layers.positional import LearnedPositionalEncoding, SinusoidalPositionalEncoding, sinusoidal_table
-from mmcourse.layers.residual import BasicBlock, Bottleneck, projection_shortcut
+from mmcourse.layers.residual import BasicBlock, Bottleneck, ResidualBlock, projection_shortcut
 from mmcourse.layers.rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 from mmcourse.layers.softmax import cross_entropy, log_softmax, logsumexp, softmax
 from mmcourse.layers.transformer import TransformerBlock
@@ -19,7 +19,7 @@ __all__ = [
     "Conv2d", "conv2d_im2col", "conv2d_naive", "conv_output_shape", "im2col", "receptive_field",
     "MLP", "Linear", "linear", "linear_backward", "avg_pool2d", "max_pool2d",
     "LearnedPositionalEncoding", "SinusoidalPositionalEncoding", "sinusoidal_table",
-    "BasicBlock", "Bottleneck", "projection_shortcut",
+    "BasicBlock", "Bottleneck", "ResidualBlock", "projection_shortcut",
     "GRU", "LSTM", "RNN", "GRUCell", "LSTMCell", "RNNCell",
     "cross_entropy", "log_softmax", "logsumexp", "softmax", "TransformerBlock",
 ]

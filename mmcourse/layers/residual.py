@@ -33,7 +33,25 @@ def _check_input(x: Tensor, in_ch: int, who: str) -> None:
         raise ValueError(f"{who} expects [B, {in_ch}, H, W], got {list(x.shape)}")
 
 
-class BasicBlock(nn.Module):
+class ResidualBlock(nn.Module):
+    """``relu(F(x) + S(x))``: subclasses build ``conv*``/``bn*``, ``self.shortcut`` (None when ``plain``) and
+    define the branch ``residual(x)`` = ``F(x)``."""
+
+    in_ch: int
+    shortcut: nn.Module | None
+
+    def residual(self, x: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: Tensor) -> Tensor:
+        _check_input(x, self.in_ch, type(self).__name__)
+        out = self.residual(x)  # [B, out_ch, H/s, W/s]
+        if self.shortcut is not None:
+            out = out + self.shortcut(x)
+        return torch.relu(out)
+
+
+class BasicBlock(ResidualBlock):
     """Two 3×3 conv–BN layers plus a shortcut (ResNet-18/20/56 use it).
 
     Args:
@@ -59,15 +77,8 @@ class BasicBlock(nn.Module):
         h = torch.relu(self.bn1(self.conv1(x)))  # [B, out_ch, H/s, W/s]
         return self.bn2(self.conv2(h))
 
-    def forward(self, x: Tensor) -> Tensor:
-        _check_input(x, self.in_ch, type(self).__name__)
-        out = self.residual(x)
-        if self.shortcut is not None:
-            out = out + self.shortcut(x)
-        return torch.relu(out)
 
-
-class Bottleneck(nn.Module):
+class Bottleneck(ResidualBlock):
     """1×1 (reduce) → 3×3 (stride) → 1×1 (expand ×4) conv–BN layers plus a shortcut (ResNet-50 and deeper).
 
     Args:
@@ -96,13 +107,6 @@ class Bottleneck(nn.Module):
         h = torch.relu(self.bn1(self.conv1(x)))
         h = torch.relu(self.bn2(self.conv2(h)))  # [B, mid_ch, H/s, W/s]
         return self.bn3(self.conv3(h))
-
-    def forward(self, x: Tensor) -> Tensor:
-        _check_input(x, self.in_ch, type(self).__name__)
-        out = self.residual(x)
-        if self.shortcut is not None:
-            out = out + self.shortcut(x)
-        return torch.relu(out)
 
 
 def zero_init_last_bn(blocks: Iterable[nn.Module]) -> None:
