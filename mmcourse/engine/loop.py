@@ -219,7 +219,7 @@ def restore_callback_states(callbacks: Iterable[Any], saved: list[dict[str, Any]
     for i, cb in enumerate(stateful):
         if i < len(saved) and saved[i]["type"] == type(cb).__name__:
             cb.load_state_dict(saved[i]["state"])
-        elif cb.state_dict():  # a callback with nothing to keep needs no warning
+        elif getattr(cb, "state_dict", dict)():  # a callback with nothing to keep needs no warning
             warnings.warn(f"{path} holds no state for callback {type(cb).__name__} (saved: "
                           f"{[s['type'] for s in saved]}); it starts afresh", stacklevel=3)
 
