@@ -1,5 +1,5 @@
 """Analysis: calibration (ch. 2), the one-call fusion comparison, robustness and missing-modality sweeps
-(ch. 8), and colour-blind-safe plotting helpers used across the book."""
+(ch. 9), and colour-blind-safe plotting helpers used across the book."""
 
 from mmcourse.analysis.calibration import expected_calibration_error, fit_temperature, plot_reliability
 from mmcourse.analysis.compare import FusionComparison, compare_fusions

@@ -1,8 +1,8 @@
-"""Small, fast encoders for experiments that train many models (chapter 8's fusion comparisons).
+"""Small, fast encoders for experiments that train many models (chapter 9's fusion comparisons).
 
-Chapter 8 trains dozens of models — every fusion method, several seeds, several worlds — so on a CPU each
+Chapter 9 trains dozens of models — every fusion method, several seeds, several worlds — so on a CPU each
 must train in seconds. These encoders keep the contract (``forward -> [B, out_dim]``, ``tokens -> [B, L,
-out_dim]``, ``out_dim``) at a fraction of the cost of chapters 3–7's encoders, which the ``full`` profile may
+out_dim]``, ``out_dim``) at a fraction of the cost of chapters 3–8's encoders, which the ``full`` profile may
 use instead (any ``make_encoders`` factory works with ``compare_fusions``).
 
 - ``TinyCNN``: 2× average-pool, then two conv–ReLU–max-pool stages; tokens are the cells of the last map.
@@ -99,21 +99,23 @@ class BagOfWordsEncoder(nn.Module):
 
 
 def fast_encoders(modalities: Iterable[str], *, dim: int = 32, vocab_size: int = 128, width: int = 16,
-                  audio_shape: tuple[int, int, int] = (1, 32, 32)) -> dict[str, nn.Module]:
+                  audio_shape: tuple[int, int, int] = (1, 32, 32), image_size: int = 32) -> dict[str, nn.Module]:
     """Fresh fast encoders ``{modality: encoder}`` (each ``out_dim = dim``) for image/text/audio/video.
 
-    Video gets a ``TinyCNN`` over the time-averaged frames (no motion: use chapter 7's video encoders for that).
+    ``audio_shape`` and ``image_size`` are the input sizes (the world's by default; AV-digits has
+    ``audio_shape=(1, 32, 48)``, ``image_size=16``). Video gets a ``TinyCNN`` over the time-averaged frames (no
+    motion: use chapter 8's video encoders for that).
     """
     out: dict[str, nn.Module] = {}
     for m in sorted(modalities):
         if m == "image":
-            out[m] = TinyCNN(3, dim, width)
+            out[m] = TinyCNN(3, dim, width, size=image_size)
         elif m == "text":
             out[m] = BagOfWordsEncoder(vocab_size, dim)
         elif m == "audio":
             out[m] = PooledMLPEncoder(audio_shape, dim)
         elif m == "video":
-            out[m] = FrameMeanEncoder(TinyCNN(3, dim, width))
+            out[m] = FrameMeanEncoder(TinyCNN(3, dim, width, size=image_size))
         else:
             raise ValueError(f"fast_encoders has no encoder for modality {m!r}; known: audio, image, text, video")
     return out

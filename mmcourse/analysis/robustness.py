@@ -1,4 +1,4 @@
-"""Robustness diagnostics for multimodal models (chapter 8): missing modalities, noise sweeps, importance.
+"""Robustness diagnostics for multimodal models (chapter 9): missing modalities, noise sweeps, importance.
 
 - ``missing_modality_eval``: accuracy with each modality, and each pair, dropped at test time (zeroed and
   marked absent in ``present`` — what ``fit(..., modality_dropout=p)`` trains for).
@@ -18,8 +18,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from mmcourse.batch import Batch
 from mmcourse.engine import evaluate
-from mmcourse.models import Batch
 
 
 def _view(data: Any, inputs: Mapping[str, Tensor]) -> Batch:

@@ -1,4 +1,4 @@
-"""Exact-attribute accuracy of generated captions (chapter 9): does a caption name the right shape, colour, size?
+"""Exact-attribute accuracy of generated captions (chapter 10): does a caption name the right shape, colour, size?
 
 A caption counts as right for an attribute when it names the true class (any synonym) and no other class of
 that attribute. Word lists come from the synthetic world's caption lexicon; everything is one vectorised

@@ -1,4 +1,4 @@
-"""Caption generation (chapter 9): a small Transformer decoder that writes a caption for an image.
+"""Caption generation (chapter 10): a small Transformer decoder that writes a caption for an image.
 
 The decoder reads the image as a sequence of feature tokens (``encoder.tokens(image)``, or one pooled
 vector) through cross-attention, and the caption so far through causal self-attention. It is trained with
@@ -6,18 +6,26 @@ teacher forcing (the true previous words are fed in, every position predicts its
 decodes greedily or with beam search (``mmcourse.crossmodal.decoding``). Captions follow the contract's
 text format, PAD=0 after the last word; the decoder starts from ``bos_id`` (the vocabulary's ``<cls>``) and
 ends a caption by predicting PAD, which doubles as end-of-sequence.
+
+The captioner speaks the dict contract — ``captioner({"image": x, "text": captions}) -> {"caption": logits}``
+— and :class:`CaptionLoss` is its next-word cross-entropy, so ``fit(captioner, data, loss=CaptionLoss())``
+trains it. A frozen encoder's image tokens never change: :func:`memory_data` computes them once, and the
+captioner reads them from the input ``"memory"`` instead of running the encoder every epoch.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from mmcourse.batch import Batch
+from mmcourse.crossmodal.contrastive import tensors_of
 from mmcourse.crossmodal.decoding import beam_search, greedy_decode
-from mmcourse.crossmodal.training import tensors_of, train_loop
 from mmcourse.layers.attention import MultiHeadAttention
 from mmcourse.layers.positional import LearnedPositionalEncoding
 
@@ -89,8 +97,9 @@ def caption_targets_mask(captions: Tensor, eos_id: int = PAD_ID) -> Tensor:
 class Captioner(nn.Module):
     """An image encoder (its ``tokens`` if it has them, else its pooled vector) feeding a ``CaptionDecoder``.
 
-    A frozen encoder (no trainable parameter) stays in eval mode, and ``train_captioner`` then computes its
-    image tokens once instead of every epoch.
+    ``captioner(inputs)`` reads ``inputs["image"]`` (or precomputed tokens ``inputs["memory"]``) and the
+    captions ``inputs["text"]``, and returns ``{"caption": next-word logits [B, L, V]}`` (teacher forcing).
+    A frozen encoder (no trainable parameter) stays in eval mode.
 
     Args:
         memory_grid: average-pool a square grid of image tokens (e.g. SmallCNN's 8×8) down to
@@ -133,18 +142,16 @@ class Captioner(nn.Module):
         bos = torch.full_like(captions[:, :1], self.bos_id)
         return self.decoder(torch.cat([bos, captions[:, :-1]], dim=1), memory)
 
-    def loss_from_memory(self, memory: Tensor, captions: Tensor) -> Tensor:
-        """Mean cross-entropy of the next word over the trained positions (see ``caption_targets_mask``)."""
+    def forward(self, inputs: Mapping[str, Tensor], present: Mapping[str, Tensor] | None = None
+                ) -> dict[str, Tensor]:
+        if "text" not in inputs or not ({"image", "memory"} & set(inputs)):
+            raise KeyError(f"Captioner reads 'image' (or precomputed 'memory') and 'text'; got {sorted(inputs)}")
+        captions = inputs["text"]
         if captions.shape[1] > self.decoder.max_len:
             raise ValueError(f"captions have {captions.shape[1]} tokens but the decoder was built with "
                              f"max_len={self.decoder.max_len}")
-        logits = self.logits_from_memory(memory, captions)  # [B, L, V]
-        mask = caption_targets_mask(captions, self.eos_id)
-        ce = F.cross_entropy(logits.transpose(1, 2).float(), captions, reduction="none")  # [B, L]
-        return (ce * mask).sum() / mask.sum().clamp_min(1)
-
-    def loss(self, images: Tensor, captions: Tensor) -> Tensor:
-        return self.loss_from_memory(self.memory(images), captions)
+        memory = inputs["memory"] if "memory" in inputs else self.memory(inputs["image"])
+        return {"caption": self.logits_from_memory(memory, captions)}  # [B, L, V]
 
     @torch.no_grad()
     def generate(self, images: Tensor, *, method: str = "greedy", beam_size: int = 3, max_len: int | None = None,
@@ -171,6 +178,24 @@ class Captioner(nn.Module):
         return torch.cat(outs)
 
 
+class CaptionLoss(nn.Module):
+    """Next-word cross-entropy over the trained positions (every word and the first end token; see
+    ``caption_targets_mask``): a loss for ``fit``. The targets are the captions themselves,
+    ``batch.inputs["text"]``; the part ``word_acc`` is the share of those positions predicted right."""
+
+    def __init__(self, eos_id: int = PAD_ID):
+        super().__init__()
+        self.eos_id = eos_id
+
+    def forward(self, outputs: Mapping[str, Tensor], batch: Batch) -> tuple[Tensor, dict[str, Any]]:
+        logits, captions = outputs["caption"], batch.inputs["text"]  # [B, L, V], [B, L]
+        mask = caption_targets_mask(captions, self.eos_id)
+        ce = F.cross_entropy(logits.transpose(1, 2).float(), captions, reduction="none")  # [B, L]
+        n = mask.sum()
+        correct = ((logits.argmax(-1) == captions) & mask).sum()
+        return (ce * mask).sum() / n.clamp_min(1), {"word_acc": (correct, n)}
+
+
 @torch.no_grad()
 def image_memory(model: Captioner, images: Tensor, chunk: int = 512) -> Tensor:
     """The (frozen) encoder's tokens for all ``images``, in chunks, on the model's device."""
@@ -179,16 +204,11 @@ def image_memory(model: Captioner, images: Tensor, chunk: int = 512) -> Tensor:
     return torch.cat([model.memory(images[i:i + chunk].to(dev)) for i in range(0, images.shape[0], chunk)])
 
 
-def train_captioner(model: Captioner, data: object, *, epochs: int, lr: float = 1e-3, batch_size: int = 128,
-                    device: torch.device | str | None = None, seed: int = 0) -> list[float]:
-    """Teacher-forced training on ``data``'s ``image`` and ``text``; return the loss of every epoch."""
+def memory_data(model: Captioner, data: object) -> Batch:
+    """Training data for a captioner whose encoder is frozen: ``{"memory": image tokens, "text": captions}``,
+    the tokens computed once (they never change), so ``fit`` trains only the decoder's side."""
+    if not model.frozen_encoder:
+        raise ValueError("memory_data is for a frozen encoder (its tokens never change); this encoder trains")
     t = tensors_of(data, ("image", "text"))
-    if device is not None:
-        model.to(device)
-    if model.frozen_encoder:  # the image tokens never change: compute them once
-        tensors = {"memory": image_memory(model, t["image"]), "text": t["text"]}
-        loss_fn = lambda b: model.loss_from_memory(b["memory"], b["text"])  # noqa: E731
-    else:
-        tensors, loss_fn = t, (lambda b: model.loss(b["image"], b["text"]))
-    return train_loop(model, loss_fn, tensors, epochs=epochs, lr=lr, batch_size=batch_size, device=device,
-                      seed=seed)
+    mem = image_memory(model, t["image"])
+    return Batch({"memory": mem, "text": t["text"].to(mem.device)}, {})

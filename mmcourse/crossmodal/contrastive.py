@@ -1,21 +1,49 @@
-"""Contrastive alignment (chapter 9): symmetric InfoNCE with a learnable temperature, and a two-tower model.
+"""Contrastive alignment (chapter 10): symmetric InfoNCE with a learnable temperature, and a two-tower model.
 
 Two encoders (any pair of the contract: image–caption, audio–caption, video–caption) are each followed by a
 linear projection into a shared ``dim``-wide space, where embeddings are L2-normalised. For a batch of ``B``
 matching pairs the similarity matrix ``S = a @ b.T / τ`` has the positives on its diagonal; InfoNCE is the
 cross-entropy of picking the diagonal entry, row-wise (a→b) and column-wise (b→a), averaged.
+
+The model speaks the dict contract (``model(inputs) -> {modality_a: za, modality_b: zb}``) and the loss,
+:class:`InfoNCELoss`, holds the learned temperature, so ``fit(model, pairs, loss=InfoNCELoss(...))`` trains
+both (a loss with parameters is optimised with the model).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mmcourse.crossmodal.training import tensors_of, train_loop
+from mmcourse.batch import Batch
+
+
+def tensors_of(data: object, keys: Sequence[str]) -> dict[str, Tensor]:
+    """Pick ``keys`` from ``data.inputs``/``data.targets`` (a dataset or ``Batch``) or from a plain dict.
+
+    Raises:
+        KeyError: a key is missing (the message lists what is there).
+        ValueError: the tensors do not all have the same number of rows.
+    """
+    pools: dict[str, Tensor] = {}
+    if isinstance(data, Mapping):
+        pools.update(data)
+    else:
+        pools.update(getattr(data, "targets", None) or {})
+        pools.update(getattr(data, "inputs", None) or {})
+    missing = [k for k in keys if k not in pools]
+    if missing:
+        raise KeyError(f"data has no {missing}; it holds {sorted(pools)}")
+    out = {k: pools[k] for k in keys}
+    rows = {k: int(v.shape[0]) for k, v in out.items()}
+    if len(set(rows.values())) != 1:
+        raise ValueError(f"all tensors need the same number of rows, got {rows}")
+    return out
 
 
 def check_pair(a: Tensor, b: Tensor, who: str = "embeddings") -> None:
@@ -88,18 +116,19 @@ class LearnableTemperature(nn.Module):
 
 
 class ContrastiveModel(nn.Module):
-    """Two towers into one space: ``enc_a → proj_a`` and ``enc_b → proj_b``, L2-normalised, plus τ.
+    """Two towers into one space: ``enc_a → proj_a`` and ``enc_b → proj_b``, L2-normalised.
+
+    ``model(inputs)`` returns ``{modalities[0]: [B, dim], modalities[1]: [B, dim]}`` (unit vectors): the dict
+    contract, so ``fit`` trains it with :class:`InfoNCELoss`.
 
     Args:
         enc_a, enc_b: encoders of the contract (``forward(x) -> [B, out_dim]`` and an ``out_dim``).
         dim: width of the shared space.
         modalities: the input keys the two towers read, e.g. ``("image", "text")`` or ``("audio", "text")``.
-        temperature: initial τ; ``learn_temperature=False`` keeps it fixed.
     """
 
     def __init__(self, enc_a: nn.Module, enc_b: nn.Module, dim: int, *,
-                 modalities: Sequence[str] = ("image", "text"), temperature: float = 0.07,
-                 learn_temperature: bool = True):
+                 modalities: Sequence[str] = ("image", "text")):
         super().__init__()
         if len(modalities) != 2 or modalities[0] == modalities[1]:
             raise ValueError(f"modalities must name two different inputs, got {tuple(modalities)}")
@@ -110,7 +139,6 @@ class ContrastiveModel(nn.Module):
         self.enc_a, self.enc_b = enc_a, enc_b
         self.proj_a = nn.Linear(enc_a.out_dim, dim)
         self.proj_b = nn.Linear(enc_b.out_dim, dim)
-        self.temperature = LearnableTemperature(temperature, learn=learn_temperature)
         self.dim = dim
 
     def train(self, mode: bool = True) -> ContrastiveModel:
@@ -129,13 +157,14 @@ class ContrastiveModel(nn.Module):
         """``[B, dim]`` unit vectors of modality b."""
         return F.normalize(self.proj_b(self.enc_b(x)), dim=-1)
 
-    def forward(self, x_a: Tensor, x_b: Tensor) -> tuple[Tensor, Tensor]:
-        return self.embed_a(x_a), self.embed_b(x_b)
-
-    def loss(self, x_a: Tensor, x_b: Tensor) -> Tensor:
-        """Symmetric InfoNCE of a batch of pairs at the current temperature."""
-        za, zb = self(x_a, x_b)
-        return info_nce(za, zb, self.temperature())
+    def forward(self, inputs: Mapping[str, Tensor], present: Mapping[str, Tensor] | None = None
+                ) -> dict[str, Tensor]:
+        a, b = self.modalities
+        missing = [m for m in self.modalities if m not in inputs]
+        if missing:
+            raise KeyError(f"ContrastiveModel reads inputs {list(self.modalities)}; the batch lacks {missing} "
+                           f"(it has {sorted(inputs)})")
+        return {a: self.embed_a(inputs[a]), b: self.embed_b(inputs[b])}
 
     @torch.no_grad()
     def embed_all(self, data: object, batch_size: int = 512) -> tuple[Tensor, Tensor]:
@@ -151,15 +180,26 @@ class ContrastiveModel(nn.Module):
         return za, zb
 
 
-def train_contrastive(model: ContrastiveModel, data: object, *, epochs: int, lr: float = 1e-3,
-                      batch_size: int = 128, device: torch.device | str | None = None,
-                      weight_decay: float = 0.0, seed: int = 0) -> list[float]:
-    """Align the two towers of ``model`` on the paired inputs of ``data``; return the loss of every epoch.
+class InfoNCELoss(nn.Module):
+    """Symmetric InfoNCE between two outputs of a model, at a learned temperature: a loss for ``fit``.
 
-    ``data`` is a dataset (``.inputs``) or a dict holding both of ``model.modalities``. Frozen towers
-    (``requires_grad=False``) stay frozen, so a pretrained text tower can be kept fixed.
+    ``loss(outputs, batch)`` returns ``(info_nce(outputs[a], outputs[b], τ), {"temperature": τ})``; τ is a
+    :class:`LearnableTemperature` inside the loss, so ``fit`` optimises it with the model (``learn=False``
+    keeps it fixed). Train with ``drop_last=True``: every batch then has the same number of negatives.
     """
-    a, b = model.modalities
-    return train_loop(model, lambda t: model.loss(t[a], t[b]), tensors_of(data, model.modalities),
-                      epochs=epochs, lr=lr, batch_size=batch_size, device=device, weight_decay=weight_decay,
-                      seed=seed)
+
+    def __init__(self, modalities: Sequence[str] = ("image", "text"), temperature: float = 0.07,
+                 learn: bool = True):
+        super().__init__()
+        if len(modalities) != 2 or modalities[0] == modalities[1]:
+            raise ValueError(f"modalities must name two different outputs, got {tuple(modalities)}")
+        self.modalities = tuple(modalities)
+        self.temperature = LearnableTemperature(temperature, learn=learn)
+
+    def forward(self, outputs: Mapping[str, Tensor], batch: Batch | None = None) -> tuple[Tensor, dict[str, Any]]:
+        a, b = self.modalities
+        missing = [m for m in self.modalities if m not in outputs]
+        if missing:
+            raise KeyError(f"InfoNCELoss compares outputs {list(self.modalities)}; the model gave {sorted(outputs)}")
+        tau = self.temperature()
+        return info_nce(outputs[a], outputs[b], tau), {"temperature": tau.detach()}

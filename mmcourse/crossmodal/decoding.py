@@ -1,4 +1,4 @@
-"""Decoding a sequence from a next-token model (chapter 9): greedy search and beam search, batched.
+"""Decoding a sequence from a next-token model (chapter 10): greedy search and beam search, batched.
 
 Both take ``next_logits(prefix [R, T]) -> [R, V]``, the scores of the next token after each prefix, so they
 work with any autoregressive decoder. Every step runs for all rows at once; finished rows keep emitting the

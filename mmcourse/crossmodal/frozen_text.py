@@ -1,4 +1,4 @@
-"""A frozen pretrained text tower for chapter 9: caption embeddings computed once, then served as features.
+"""A frozen pretrained text tower for chapter 10: caption embeddings computed once, then served as features.
 
 A frozen tower never changes, so its outputs can be computed once and reused every epoch; the trainable
 image tower is then paired with :class:`PrecomputedFeatures`, an identity "encoder" over those vectors.

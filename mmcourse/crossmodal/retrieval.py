@@ -1,4 +1,4 @@
-"""Cross-modal retrieval metrics (chapter 9): recall@K and median rank, in both directions, on the device.
+"""Cross-modal retrieval metrics (chapter 10): recall@K and median rank, in both directions, on the device.
 
 Query ``i`` of one modality should find item ``i`` of the other. The rank of that correct item is the number
 of gallery items scored strictly higher, plus one (ties count in the query's favour). Similarities are

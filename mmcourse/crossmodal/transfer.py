@@ -1,4 +1,4 @@
-"""Cross-modal transfer (chapter 9): a classifier trained on one modality's embeddings, used on another's.
+"""Cross-modal transfer (chapter 10): a classifier trained on one modality's embeddings, used on another's.
 
 In a shared space a caption of a circle and an image of a circle land near each other, so a linear
 classifier fitted only on *text* embeddings (with the text's labels) can classify *image* embeddings it has
@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from mmcourse.probe import linear_probe
 
 
 class EmbeddingClassifier(nn.Module):
@@ -34,23 +36,17 @@ def _check_xy(z: Tensor, y: Tensor, who: str) -> None:
 
 
 def fit_embedding_classifier(z: Tensor, y: Tensor, n_classes: int, *, steps: int = 200, lr: float = 0.05,
-                             weight_decay: float = 1e-4, seed: int = 0) -> EmbeddingClassifier:
-    """Fit an :class:`EmbeddingClassifier` on ``z [N, D]``, ``y [N]`` with full-batch AdamW (on z's device)."""
+                             weight_decay: float = 1e-4) -> EmbeddingClassifier:
+    """Fit an :class:`EmbeddingClassifier` on ``z [N, D]``, ``y [N]``: the course's linear probe
+    (:func:`mmcourse.probe.linear_probe`) on the unit-length embeddings, without standardisation (so the
+    other modality's embeddings, on the same sphere, meet the same classifier)."""
     _check_xy(z, y, "training")
     if n_classes < 2:
         raise ValueError(f"n_classes must be >= 2, got {n_classes}")
-    gen = torch.Generator().manual_seed(seed)
-    clf = EmbeddingClassifier(z.shape[1], n_classes)
-    with torch.no_grad():
-        clf.linear.weight.copy_(torch.randn(clf.linear.weight.shape, generator=gen) * 0.01)
-    clf.to(z.device)
-    z, y = z.detach().float(), y.to(z.device)
-    opt = torch.optim.AdamW(clf.parameters(), lr=lr, weight_decay=weight_decay)
-    for _ in range(steps):
-        loss = F.cross_entropy(clf(z), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+    probe = linear_probe(F.normalize(z.detach().float(), dim=-1), y, num_classes=n_classes, steps=steps, lr=lr,
+                         weight_decay=weight_decay, standardize=False)
+    clf = EmbeddingClassifier(z.shape[1], n_classes).to(z.device)
+    clf.linear = probe.to_linear()
     return clf.eval()
 
 

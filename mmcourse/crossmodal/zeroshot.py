@@ -1,4 +1,4 @@
-"""Zero-shot classification (chapter 9): class names turned into prompts, embedded by the text tower.
+"""Zero-shot classification (chapter 10): class names turned into prompts, embedded by the text tower.
 
 No image (or audio) label is used: each class becomes one or more sentences ("a photo of a circle"), the
 text tower embeds them, and an image is given the class whose prompt embedding is most similar to its own

@@ -1,7 +1,7 @@
 """Where the engine's batches come from: GPU-resident iteration, per-rank sharding, masks and modality dropout.
 
-Chapter 12 explains the speed-up: a small dataset is copied to the GPU once and indexed there, so no
-DataLoader and no host→device copy runs inside the training step. Chapter 8 uses ``modality_dropout`` and
+Chapter 13 explains the speed-up: a small dataset is copied to the GPU once and indexed there, so no
+DataLoader and no host→device copy runs inside the training step. Chapter 9 uses ``modality_dropout`` and
 ``mask_modalities`` (missing-modality training and evaluation).
 """
 
@@ -12,13 +12,14 @@ from collections.abc import Iterable, Iterator, Mapping
 import torch
 from torch import Tensor
 
+from mmcourse.batch import Batch, keep_mask, mask_modalities, present_matrix, tensor_batches
 from mmcourse.engine.speed import to_channels_last_inputs
-from mmcourse.fusion.dropout import keep_mask
-from mmcourse.models import Batch
+
+__all__ = ["BatchSource", "mask_modalities", "modality_dropout"]
 
 
-def _tensor_dict(x: object) -> bool:
-    return isinstance(x, Mapping) and len(x) > 0 and all(isinstance(v, Tensor) for v in x.values())
+def _tensor_dict(x: object, allow_empty: bool = False) -> bool:
+    return isinstance(x, Mapping) and (allow_empty or len(x) > 0) and all(isinstance(v, Tensor) for v in x.values())
 
 
 def _move(d: Mapping[str, Tensor] | None, device: torch.device) -> dict[str, Tensor] | None:
@@ -47,7 +48,7 @@ class BatchSource:
                  channels_last: bool = False):
         self.device, self.rank, self.world = torch.device(device), rank, world
         inputs, targets = getattr(data, "inputs", None), getattr(data, "targets", None)
-        if _tensor_dict(inputs) and _tensor_dict(targets):
+        if _tensor_dict(inputs) and _tensor_dict(targets, allow_empty=True):  # targets may be {} (contrastive)
             sizes = {int(v.shape[0]) for v in (*inputs.values(), *targets.values())}
             if len(sizes) != 1:
                 shapes = {k: tuple(v.shape) for k, v in {**inputs, **targets}.items()}
@@ -68,7 +69,7 @@ class BatchSource:
             self.n = None
         else:
             raise TypeError(f"cannot train on {type(data).__name__}: pass a dataset with inputs/targets dicts, "
-                            "an object with .batches(...), or an iterable of mmcourse.models.Batch")
+                            "an object with .batches(...), or an iterable of mmcourse.batch.Batch")
 
     def num_batches(self, batch_size: int, drop_last: bool) -> int | None:
         """Batches per epoch, or None when the data cannot say."""
@@ -93,7 +94,7 @@ class BatchSource:
             it = iter(self.data)
         for b in it:
             if not isinstance(b, Batch):
-                raise TypeError(f"expected mmcourse.models.Batch from the data, got {type(b).__name__}")
+                raise TypeError(f"expected mmcourse.batch.Batch from the data, got {type(b).__name__}")
             n = len(b)
             lo, hi = self.rank * n // self.world, (self.rank + 1) * n // self.world
             if self.world > 1:
@@ -104,43 +105,15 @@ class BatchSource:
 
     def _tensor_epoch(self, batch_size: int, shuffle: bool, seed: int, drop_last: bool
                       ) -> Iterator[tuple[Batch, int]]:
-        n = self.n
-        perm = None
-        if shuffle:
-            g = torch.Generator().manual_seed(seed)
-            perm = torch.randperm(n, generator=g).to(self.device, non_blocking=True)
-        for start in range(0, n, batch_size):
-            size = min(batch_size, n - start)
-            if (drop_last and size < batch_size) or size < self.world:
-                break
-            lo, hi = start + self.rank * size // self.world, start + (self.rank + 1) * size // self.world
-            idx = None if perm is None else perm[lo:hi]
-            yield Batch(_pick(self.inputs, lo, hi, idx), _pick(self.targets, lo, hi, idx),
-                        _pick(self.present, lo, hi, idx)), size
-
-
-def _pick(d: Mapping[str, Tensor] | None, lo: int, hi: int, idx: Tensor | None) -> dict[str, Tensor] | None:
-    """Rows ``lo:hi`` (views, no copy) or, with a permutation slice ``idx``, the gathered rows."""
-    if d is None or idx is None:
-        return _slice(d, lo, hi)
-    return {k: v[idx] for k, v in d.items()}  # advanced indexing keeps channels_last (index_select does not)
-
-
-def mask_modalities(inputs: Mapping[str, Tensor], present: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    """Zero every sample's modality where ``present[m]`` (bool ``[B]``) is False; text becomes all padding."""
-    out = dict(inputs)
-    for m, keep in present.items():
-        if m in out:
-            x = out[m]
-            out[m] = x.masked_fill(~keep.view(-1, *([1] * (x.dim() - 1))), 0)
-    return out
+        yield from tensor_batches(self.inputs, self.targets, batch_size, present=self.present, shuffle=shuffle,
+                                  seed=seed, drop_last=drop_last, rank=self.rank, world=self.world)
 
 
 def modality_dropout(batch: Batch, p: float, generator: torch.Generator | None = None) -> Batch:
     """Drop each modality of each sample with probability ``p``, always keeping at least one per sample.
 
     The input-level twin of :class:`mmcourse.fusion.ModalityDropout` (which hides encoder features), with the
-    same mask (:func:`mmcourse.fusion.dropout.keep_mask`): a modality already missing stays missing and never
+    same mask (:func:`mmcourse.batch.keep_mask`): a modality already missing stays missing and never
     counts as the one that is kept.
 
     A dropped modality is zeroed in ``inputs`` and marked False in ``present`` (bool ``[B]`` per modality),
@@ -153,8 +126,7 @@ def modality_dropout(batch: Batch, p: float, generator: torch.Generator | None =
         return batch
     ref = batch.inputs[names[0]]
     old = batch.present or {}
-    ones = torch.ones(ref.shape[0], dtype=torch.bool, device=ref.device)
-    available = torch.stack([old.get(name, ones) for name in names], dim=1)  # [B, M]
+    available = present_matrix(names, old, ref.shape[0], ref.device)  # [B, M]
     keep = keep_mask(ref.shape[0], len(names), p, available=available, generator=generator)  # [B, M]
     present = {**old, **{name: keep[:, j] for j, name in enumerate(names)}}
     return Batch(mask_modalities(batch.inputs, present), batch.targets, present)

@@ -1,8 +1,9 @@
 """Checkpoints: model, optimiser, scheduler, loss scaler, RNG states, epoch/step, config and history, saved
 atomically and loaded with ``weights_only=True``.
 
-Chapter 12 shows why each piece is there: resuming from a checkpoint continues training exactly as if it
-had never stopped (the tests check it bit for bit on a CPU), and an interrupted save never corrupts the file.
+Chapter 13 shows why each piece is there: resuming from a checkpoint continues training exactly as if it
+had never stopped (the tests check it bit for bit on a CPU), and an interrupted save never corrupts the file:
+its temp file is swept by the next save or load once its writer is dead (``mmcourse.io.sweep_stale``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import torch
 from torch import nn
 
 from mmcourse.engine.speed import unwrap
-from mmcourse.io import atomic_torch_save
+from mmcourse.io import atomic_torch_save, sweep_stale
 
 FORMAT = "mmcourse-checkpoint"
 VERSION = 1
@@ -89,9 +90,13 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, optimizer: torch.
 def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load and validate a checkpoint file (``weights_only=True``), raising :class:`CheckpointError`."""
     path = Path(path)
+    sweep_stale(path)  # temp files of saves that were killed midway
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist (or is not a file)")
     size = path.stat().st_size
+    if not os.access(path, os.R_OK):
+        raise CheckpointError(f"checkpoint {path} cannot be read: permission denied (its mode is "
+                              f"{path.stat().st_mode & 0o777:o}); fix its permissions")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # torch raises many kinds (RuntimeError, UnpicklingError, IndexError, EOFError...)

@@ -1,7 +1,7 @@
 """Data-parallel training with torch.distributed: detect a ``torchrun`` launch, pick the rank's device, wrap
 the model in DDP and all-reduce metric sums.
 
-Chapter 12: ``torchrun --nproc_per_node 8 train.py`` runs the same ``fit`` on 8 GPUs (NCCL); on a CPU the gloo
+Chapter 13: ``torchrun --nproc_per_node 8 train.py`` runs the same ``fit`` on 8 GPUs (NCCL); on a CPU the gloo
 backend runs it with processes, which is how the tests check it.
 """
 

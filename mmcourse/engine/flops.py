@@ -1,12 +1,14 @@
 """Counting work and comparing it with the hardware: FLOPs per training step and model FLOP utilisation.
 
-Chapter 12 counts a step's FLOPs (``torch.utils.flop_counter`` for convolutions, matmuls and attention; an
+Chapter 13 counts a step's FLOPs (``torch.utils.flop_counter`` for convolutions, matmuls and attention; an
 analytic count for recurrent layers, which the counter does not see inside cuDNN kernels) and divides the
-achieved FLOP/s by the GPU's dense bf16 peak from its spec sheet.
+achieved FLOP/s by the GPU's dense bf16 peak from its spec sheet. ``MMCOURSE_PEAK_TFLOPS`` sets the peak for a
+GPU the table does not know.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 import torch
@@ -14,11 +16,27 @@ from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
 # dense (no sparsity) tensor-core peaks in TFLOP/s from the vendors' spec sheets: bf16, or fp16 where the GPU
-# has no bf16 (T4, V100). Matched against torch.cuda.get_device_name() in this order.
+# has no bf16 (T4, V100). Matched against torch.cuda.get_device_name() in this order. The H200 SXM ('NVIDIA
+# H200') has the H100 SXM's arithmetic (989 dense bf16) with more, faster memory; the NVL parts are slower.
+# A measured 8192³ bf16 matmul reaches about 790 on an H200 (see ``matmul_tflops``): MFU is against the sheet.
 PEAK_TFLOPS: tuple[tuple[str, float], ...] = (
-    ("H200", 989.0), ("H100 PCIe", 756.0), ("H100", 989.0), ("A100", 312.0), ("L40S", 362.0), ("L4", 121.0),
-    ("A10G", 70.0), ("T4", 65.0), ("V100", 125.0),
+    ("H200 NVL", 835.0), ("H200", 989.0), ("H100 NVL", 835.0), ("H100 PCIe", 756.0), ("H100", 989.0),
+    ("A100", 312.0), ("L40S", 362.0), ("L4", 121.0), ("A10G", 70.0), ("T4", 65.0), ("V100", 125.0),
 )
+
+
+def peak_for_name(name: str) -> float | None:
+    """Dense bf16 peak in FLOP/s for a GPU name: ``MMCOURSE_PEAK_TFLOPS`` if set, else the table, else None."""
+    override = os.environ.get("MMCOURSE_PEAK_TFLOPS", "").strip()
+    if override:
+        try:
+            return float(override) * 1e12
+        except ValueError:
+            raise ValueError(f"MMCOURSE_PEAK_TFLOPS={override!r} is not a number of TFLOP/s, e.g. 989") from None
+    for key, tflops in PEAK_TFLOPS:
+        if key in name:
+            return tflops * 1e12
+    return None
 
 
 def peak_flops(device: torch.device | str) -> tuple[float | None, str]:
@@ -27,10 +45,7 @@ def peak_flops(device: torch.device | str) -> tuple[float | None, str]:
     if device.type != "cuda":
         return None, "cpu"
     name = torch.cuda.get_device_name(device)
-    for key, tflops in PEAK_TFLOPS:
-        if key in name:
-            return tflops * 1e12, name
-    return None, name
+    return peak_for_name(name), name
 
 
 def recurrent_flops(model: nn.Module, inputs: object, forward: Callable[[], object]) -> int:

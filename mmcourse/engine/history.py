@@ -1,13 +1,18 @@
 """What ``fit`` returns and how it can be steered: ``History`` (per-epoch rows, plots) and callbacks
-(``Callback``, ``EarlyStopping``) called at the end of every step and epoch.
+(``Callback``, ``EarlyStopping``) called at the start and end of every epoch and after every step, with the
+helpers that keep their state in checkpoints.
 
-Every training chapter plots ``history.plot()``; chapter 4 uses ``EarlyStopping``.
+Every training chapter plots ``history.plot()``; chapter 5 uses ``EarlyStopping``. Callbacks are duck-typed:
+any object with some of the hooks works, so packages below the engine (``transfer``'s ``FreezeBatchNorm`` and
+``GradualUnfreezing``, ``multitask``'s ``DynamicWeightAverage``) define theirs without importing it.
 """
 
 from __future__ import annotations
 
 import copy
 import math
+import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +20,8 @@ import torch
 from torch import nn
 
 from mmcourse.palette import PALETTE
+
+HOOKS = ("on_epoch_begin", "on_step_end", "on_epoch_end", "on_train_end")
 
 
 class History:
@@ -173,3 +180,19 @@ class EarlyStopping(Callback):
             from mmcourse.engine.speed import unwrap
 
             unwrap(state.model).load_state_dict(self._best_state)
+
+
+def callback_states(callbacks: Iterable[Any]) -> list[dict[str, Any]]:
+    """``[{"type": class name, "state": cb.state_dict()}]`` for every callback that has a ``state_dict``."""
+    return [{"type": type(cb).__name__, "state": cb.state_dict()} for cb in callbacks if hasattr(cb, "state_dict")]
+
+
+def restore_callback_states(callbacks: Iterable[Any], saved: list[dict[str, Any]], path: Any) -> None:
+    """Give each stateful callback the state saved for the callback of the same type, in the same order."""
+    stateful = [cb for cb in callbacks if hasattr(cb, "load_state_dict")]
+    for i, cb in enumerate(stateful):
+        if i < len(saved) and saved[i]["type"] == type(cb).__name__:
+            cb.load_state_dict(saved[i]["state"])
+        elif getattr(cb, "state_dict", dict)():  # a callback with nothing to keep needs no warning
+            warnings.warn(f"{path} holds no state for callback {type(cb).__name__} (saved: "
+                          f"{[s['type'] for s in saved]}); it starts afresh", stacklevel=4)

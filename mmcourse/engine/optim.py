@@ -1,11 +1,15 @@
-"""Optimisers and learning-rate schedules for ``fit``: AdamW or SGD; warm-up + cosine, one-cycle, constant.
+"""Optimisers and learning-rate schedules for ``fit``: a name, a ready optimiser or a factory over parameter
+groups; warm-up + cosine, one-cycle, constant.
 
-Chapter 4 compares SGD and AdamW; chapter 12 explains why warm-up helps large batches.
+Chapter 5 compares SGD and AdamW; chapter 12 passes discriminative param groups; chapter 13 explains why
+warm-up helps large batches.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable
+from typing import Any, Union
 
 import torch
 from torch import nn
@@ -15,25 +19,67 @@ OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("cosine", "onecycle", "constant")
 
 
-def make_optimizer(model: nn.Module, name: str, lr: float, weight_decay: float, device: torch.device
-                   ) -> torch.optim.Optimizer:
-    """AdamW or SGD (momentum 0.9, Nesterov). Weight decay applies to weight matrices and kernels only,
-    never to biases or normalisation scales (1-D parameters)."""
+def param_groups(model: nn.Module, weight_decay: float, extra: Iterable[nn.Parameter] = ()) -> list[dict[str, Any]]:
+    """fit's default groups: ``decay`` (weight matrices and kernels), ``no_decay`` (biases, norm scales: 1-D
+    parameters) and ``loss`` (the loss's own parameters, no decay). Frozen parameters are included, so that a
+    callback that unfreezes them later (gradual unfreezing) trains them; they take no step while frozen."""
+    params = list(model.parameters())
+    if not any(p.requires_grad for p in params):
+        raise ValueError("the model has no trainable parameters (all frozen?)")
+    seen = {id(p) for p in params}
+    extra = [p for p in extra if id(p) not in seen]
+    groups = [{"name": "decay", "params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+              {"name": "no_decay", "params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+              {"name": "loss", "params": extra, "weight_decay": 0.0}]
+    return [g for g in groups if g["params"]]
+
+
+def make_optimizer(model: nn.Module, name: str, lr: float, weight_decay: float, device: torch.device,
+                   extra: Iterable[nn.Parameter] = ()) -> torch.optim.Optimizer:
+    """AdamW or SGD (momentum 0.9, Nesterov) over :func:`param_groups` (weight decay on weight matrices and
+    kernels only, never on biases or normalisation scales; ``extra``: the loss's parameters)."""
     if name not in OPTIMIZERS:
-        raise ValueError(f"optimizer={name!r}; use one of {OPTIMIZERS}")
+        raise ValueError(f"optimizer={name!r}; use one of {OPTIMIZERS}, an optimiser, or a factory over groups")
     if lr <= 0:
         raise ValueError(f"lr must be > 0, got {lr}")
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not params:
-        raise ValueError("the model has no trainable parameters (all frozen?)")
-    decay = [p for p in params if p.dim() >= 2]
-    no_decay = [p for p in params if p.dim() < 2]
-    groups = [g for g in ({"params": decay, "weight_decay": weight_decay},
-                          {"params": no_decay, "weight_decay": 0.0}) if g["params"]]
+    groups = param_groups(model, weight_decay, extra)
     fused = {"fused": True} if device.type == "cuda" else {}
     if name == "adamw":
         return torch.optim.AdamW(groups, lr=lr, **fused)
     return torch.optim.SGD(groups, lr=lr, momentum=0.9, nesterov=True, **fused)
+
+
+OptimizerSpec = Union[str, torch.optim.Optimizer, Callable[[list[dict[str, Any]]], torch.optim.Optimizer]]
+
+
+def build_optimizer(spec: OptimizerSpec, model: nn.Module, loss: object, *, lr: float, weight_decay: float,
+                    device: torch.device) -> torch.optim.Optimizer:
+    """The optimiser ``fit`` steps: from a name, a ready optimiser, or a factory over parameter groups.
+
+    - a name (``adamw`` | ``sgd``): :func:`make_optimizer` at ``lr`` and ``weight_decay``;
+    - an optimiser (e.g. over discriminative param groups): used as it is; the loss's parameters, if it has
+      any and they are missing, are added as a group at ``lr`` without weight decay;
+    - a callable: called with :func:`param_groups` (named ``decay``/``no_decay``/``loss``), e.g.
+      ``functools.partial(torch.optim.SGD, lr=0.1)``.
+    """
+    extra = list(loss.parameters()) if isinstance(loss, nn.Module) else []
+    if isinstance(spec, str):
+        return make_optimizer(model, spec, lr, weight_decay, device, extra)
+    if isinstance(spec, torch.optim.Optimizer):
+        owned = {id(p) for g in spec.param_groups for p in g["params"]}
+        missing = [p for p in extra if id(p) not in owned]
+        if missing:
+            spec.add_param_group({"params": missing, "lr": lr, "weight_decay": 0.0, "name": "loss"})
+        if not any(p.requires_grad for g in spec.param_groups for p in g["params"]):
+            raise ValueError("the optimiser given to fit holds no trainable parameter (all frozen?)")
+        return spec
+    if callable(spec):
+        opt = spec(param_groups(model, weight_decay, extra))
+        if not isinstance(opt, torch.optim.Optimizer):
+            raise TypeError(f"the optimizer factory must return a torch.optim.Optimizer, got {type(opt).__name__}")
+        return opt
+    raise TypeError(f"optimizer must be a name {OPTIMIZERS}, a torch.optim.Optimizer or a factory over parameter "
+                    f"groups, got {type(spec).__name__}")
 
 
 def warmup_steps(warmup: float, total_steps: int) -> int:

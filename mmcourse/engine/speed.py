@@ -1,6 +1,6 @@
 """The engine's speed switches: mixed precision, channels_last memory format and torch.compile.
 
-Chapter 12 turns them on one at a time and measures each. All of them are no-ops or safe on a CPU.
+Chapter 13 turns them on one at a time and measures each. All of them are no-ops or safe on a CPU.
 """
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ AMP_CHOICES = ("auto", "bf16", "fp16", "off")
 def resolve_amp(amp: str | bool | None, device: torch.device) -> tuple[torch.dtype | None, bool]:
     """Return ``(autocast dtype or None, use a GradScaler)`` for ``amp`` in auto|bf16|fp16|off (or a bool).
 
-    ``auto`` means bf16 on GPUs that have it, fp16 (with loss scaling) on older GPUs, and fp32 on CPU/MPS.
+    ``auto`` means bf16 on GPUs that have it, fp16 (with loss scaling) on older GPUs such as Colab's T4, and
+    fp32 on CPU/MPS. ``fp16`` always comes with a GradScaler: fp16 gradients underflow without loss scaling
+    (on a CPU, autocast runs fp16 kernels and ``torch.amp.GradScaler("cpu")`` scales; the tests use it).
     """
     if amp is None or amp is False:
         amp = "off"
@@ -34,9 +36,7 @@ def resolve_amp(amp: str | bool | None, device: torch.device) -> tuple[torch.dty
         dtype = default_amp_dtype(device)
         return dtype, dtype == torch.float16
     if amp == "fp16":
-        if device.type == "cpu":
-            raise ValueError("amp='fp16' needs a GPU; use amp='bf16' or 'off' on a CPU")
-        return torch.float16, device.type == "cuda"
+        return torch.float16, True
     return torch.bfloat16, False
 
 

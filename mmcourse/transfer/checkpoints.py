@@ -1,6 +1,6 @@
 """Loading a pretrained state dict into a model that is not quite the same: a clear report of what matched.
 
-Chapter 11 moves an encoder trained on one task into a model with new heads (parameter transfer). Keys the
+Chapter 12 moves an encoder trained on one task into a model with new heads (parameter transfer). Keys the
 model has but the checkpoint lacks are *missing*, keys only the checkpoint has are *unexpected*, and keys in
 both whose shapes differ are *mismatched* (skipped, not loaded). ``torch``'s own ``load_state_dict`` stops at
 the first shape mismatch; this reports everything at once and refuses a checkpoint that loads nothing.

@@ -1,9 +1,10 @@
 """Fine-tuning a pretrained model: discriminative (layer-wise decayed) learning rates and gradual unfreezing.
 
-Chapter 11 compares, on the same target task, training from scratch, a linear probe, full fine-tuning (every
+Chapter 12 compares, on the same target task, training from scratch, a linear probe, full fine-tuning (every
 parameter at one learning rate), and fine-tuning with smaller learning rates for the layers nearest the
 input, which hold the most general features (discriminative learning rates, Howard & Ruder, 2018).
-``GradualUnfreezing`` thaws the network from the top down, one stage per epoch (same paper).
+``GradualUnfreezing`` thaws the network from the top down, one stage per epoch (same paper). Both plug into
+``fit``: the groups as ``optimizer=torch.optim.AdamW(groups)``, the thawing as a callback.
 """
 
 from __future__ import annotations
@@ -11,11 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import torch
 from torch import nn
 
-from mmcourse.engine.history import History
-from mmcourse.multitask import fit_multitask
 from mmcourse.transfer.freeze import Selector, freeze, select_parameters, unfreeze
 
 
@@ -56,11 +54,12 @@ def discriminative_param_groups(model: nn.Module, layers: Sequence[Selector | Se
 
 
 class GradualUnfreezing:
-    """Freeze ``stages`` now; unfreeze one more stage every ``every`` epochs, the top-most first.
+    """A ``fit`` callback: freeze ``stages`` now; unfreeze one more stage every ``every`` epochs, top-most first.
 
-    ``stages`` is ordered from the output down to the input (e.g. ``["encoders.image.proj",
-    "encoders.image.features.4", ...]``). Use it as an ``on_epoch_end`` function of ``fit_multitask``:
-    after epoch ``k * every`` the first ``k`` stages are trainable. ``unfrozen`` says how many are.
+    ``stages`` is ordered from the output down to the input (e.g. ``["encoders.image.pool",
+    "encoders.image.features.4", ...]``); after epoch ``k * every`` the first ``k`` stages are trainable
+    (``unfrozen`` says how many). fit's optimiser holds the frozen parameters too, so a thawed stage trains
+    from then on; its state is checkpointed, so a resumed run thaws the same stages.
     """
 
     def __init__(self, model: nn.Module, stages: Sequence[Selector | Sequence[Selector]], every: int = 1):
@@ -68,37 +67,25 @@ class GradualUnfreezing:
             raise ValueError("GradualUnfreezing needs at least one stage")
         if every < 1:
             raise ValueError(f"every must be >= 1, got {every}")
-        self.stages, self.every, self.unfrozen = list(stages), every, 0
+        self.model, self.stages, self.every, self.unfrozen = model, list(stages), every, 0
         for s in self.stages:
             freeze(model, s)
 
-    def __call__(self, epoch: int, model: nn.Module) -> None:
+    def thaw(self, epoch: int) -> None:
+        """Unfreeze the stages due after ``epoch`` completed epochs."""
         want = min(epoch // self.every, len(self.stages))
         while self.unfrozen < want:
-            unfreeze(model, self.stages[self.unfrozen])
+            unfreeze(self.model, self.stages[self.unfrozen])
             self.unfrozen += 1
 
+    def on_epoch_end(self, state: Any, row: Any) -> None:
+        self.thaw(state.epoch)
 
-def finetune(model: nn.Module, train: object, val: object | None = None, *, epochs: int, lr: float = 1e-3,
-             layers: Sequence[Selector | Sequence[Selector]] | None = None, decay: float = 1.0,
-             gradual: Sequence[Selector | Sequence[Selector]] | None = None, weight_decay: float = 0.0,
-             batch_size: int = 128, device: torch.device | str | None = None, seed: int = 0,
-             freeze_batchnorm: bool = True) -> History:
-    """Fine-tune every trainable parameter of ``model`` on ``train``.
+    def state_dict(self) -> dict[str, Any]:
+        return {"unfrozen": self.unfrozen}
 
-    With ``layers`` and ``decay < 1`` the learning rates are discriminative (see
-    :func:`discriminative_param_groups`); with ``gradual`` the listed stages start frozen and thaw one per
-    epoch, top first. Batch-norm layers keep their pretrained statistics unless ``freeze_batchnorm=False``
-    (tiny fine-tuning batches give poor statistics). Returns the training ``History`` (from
-    :func:`mmcourse.multitask.fit_multitask`).
-    """
-    if device is not None:
-        model.to(device)
-    groups = (discriminative_param_groups(model, layers, lr=lr, decay=decay, weight_decay=weight_decay)
-              if layers else [{"params": list(model.parameters()), "lr": lr, "weight_decay": weight_decay}])
-    callbacks = [GradualUnfreezing(model, gradual)] if gradual else []
-    if not any(p.requires_grad for g in groups for p in g["params"]) and not callbacks:
-        raise ValueError("nothing to fine-tune: every parameter is frozen")
-    opt = torch.optim.AdamW(groups, lr=lr)
-    return fit_multitask(model, train, val, epochs=epochs, lr=lr, batch_size=batch_size, optimizer=opt,
-                         device=device, seed=seed, freeze_batchnorm=freeze_batchnorm, on_epoch_end=callbacks)
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        want = int(state["unfrozen"])
+        while self.unfrozen < want:
+            unfreeze(self.model, self.stages[self.unfrozen])
+            self.unfrozen += 1

@@ -1,6 +1,6 @@
 """Freezing and unfreezing parameters by name pattern or by module, with clear errors for typos.
 
-Chapter 11 freezes a pretrained encoder for a linear probe and unfreezes it stage by stage for gradual
+Chapter 12 freezes a pretrained encoder for a linear probe and unfreezes it stage by stage for gradual
 unfreezing. A pattern is a parameter-name prefix (``"encoders.image"`` covers every parameter under it) or a
 glob (``"*.bn*.weight"``); a pattern that matches no parameter raises, naming the nearest prefixes, since a
 silently ignored typo would leave the model trainable.
@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from torch import nn
 
-from mmcourse.models import count_parameters  # noqa: F401  (re-exported: mmcourse.transfer.count_parameters)
+from mmcourse.layers.params import count_parameters  # noqa: F401  (re-exported: mmcourse.transfer.count_parameters)
 
 Selector = str | nn.Module
 
@@ -97,3 +98,14 @@ def set_batchnorm_eval(modules: nn.Module | Iterable[nn.Module]) -> int:
                 sub.eval()
                 n += 1
     return n
+
+
+class FreezeBatchNorm:
+    """A ``fit`` callback: keep every batch-norm layer of the model in eval mode (its pretrained statistics)
+    during training — wise when fine-tuning on a handful of samples, whose batch statistics are poor.
+
+    ``fit`` puts the model in train mode at the start of every epoch and then calls this hook.
+    """
+
+    def on_epoch_begin(self, state: Any) -> None:
+        set_batchnorm_eval(state.model)

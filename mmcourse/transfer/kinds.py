@@ -1,4 +1,4 @@
-"""The three kinds of transfer from the source posts, each made concrete as one function (chapter 11).
+"""The three kinds of transfer from the source posts, each made concrete as one function (chapter 12).
 
 - **parameter transfer**: start the target model from the source model's weights, then train (fine-tune);
 - **structure transfer**: reuse the source's architecture, but with fresh random weights;

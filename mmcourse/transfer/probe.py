@@ -1,20 +1,20 @@
 """Feature extraction to tensors and linear probes: the fast way to ask "how good are these features?".
 
-Chapter 11 runs a frozen encoder once over the data (``extract_features``), keeps the features as a tensor,
-and fits a linear classifier on them (``linear_probe``) for every label budget and seed in a second — far
-cheaper than pushing images through the encoder again. ``labels_per_class`` draws the small labelled
-subsets (1, 5, 20, … labels per class) the chapter compares.
+Chapter 12 runs a frozen encoder once over the data (``extract_features``), keeps the features as a tensor,
+and fits a linear classifier on them (``linear_probe``, the course's one probe fitter from ``mmcourse.probe``)
+for every label budget and seed in a second — far cheaper than pushing images through the encoder again.
+``labels_per_class`` draws the small labelled subsets (1, 5, 20, … labels per class) the chapter compares.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mmcourse.engine.batches import BatchSource
+from mmcourse.batch import iterate
+from mmcourse.probe import LinearProbe, linear_probe
+
+__all__ = ["LinearProbe", "extract_features", "labels_per_class", "linear_probe"]
 
 
 @torch.no_grad()
@@ -33,7 +33,8 @@ def extract_features(encoder: nn.Module, data: object, modality: str, *, batch_s
     encoder.eval().to(device)
     feats, targets = [], {}
     try:
-        for batch, _ in BatchSource(data, device).epoch(batch_size):
+        for batch in iterate(data, batch_size):
+            batch = batch.to(device)
             if modality not in batch.inputs:
                 raise KeyError(f"the data has no {modality!r} input; it has {sorted(batch.inputs)}")
             feats.append(encoder(batch.inputs[modality]).float())  # [B, D]
@@ -68,62 +69,3 @@ def labels_per_class(y: Tensor, k: int, *, seed: int = 0, num_classes: int | Non
     rank = torch.arange(len(ys)) - first[sorted_cls]  # rank of each sample within its class
     keep = order[pos[rank < k]]
     return keep.sort().values.to(y.device)
-
-
-@dataclass
-class LinearProbe:
-    """A linear classifier on standardised frozen features: ``probe(x) -> logits``."""
-
-    mean: Tensor
-    std: Tensor
-    head: nn.Linear
-
-    def __call__(self, x: Tensor) -> Tensor:
-        return self.head((x - self.mean) / self.std)
-
-    def to_linear(self) -> nn.Linear:
-        """One ``nn.Linear`` on the raw features equal to this probe (standardisation folded in): the head
-        to start fine-tuning from ("linear probe, then fine-tune")."""
-        w = self.head.weight / self.std  # [C, D]
-        lin = nn.Linear(w.shape[1], w.shape[0]).to(w.device)
-        with torch.no_grad():
-            lin.weight.copy_(w)
-            lin.bias.copy_(self.head.bias - w @ self.mean)
-        return lin
-
-    def accuracy(self, x: Tensor, y: Tensor) -> float:
-        with torch.no_grad():
-            return (self(x).argmax(-1) == y).float().mean().item()
-
-
-def linear_probe(x: Tensor, y: Tensor, *, num_classes: int | None = None, weight_decay: float = 1e-3,
-                 steps: int = 100, lr: float = 0.05, reference: Tensor | None = None
-                 ) -> LinearProbe:
-    """Fit a linear classifier on features ``x [N, D]`` with labels ``y [N]`` (full batch, AdamW).
-
-    Features are standardised with the statistics of ``reference`` (e.g. the features of all unlabelled
-    training data; default ``x`` itself); ``weight_decay`` (L2 on the weights) keeps the
-    probe sane when there are fewer samples than feature dimensions.
-    """
-    if x.dim() != 2 or y.dim() != 1 or len(x) != len(y):
-        raise ValueError(f"linear_probe expects x [N, D] and y [N], got {list(x.shape)} and {list(y.shape)}")
-    c = int(num_classes if num_classes is not None else int(y.max()) + 1)
-    x = x.detach().float()
-    ref = x if reference is None else reference.detach().float()
-    if len(ref) > 1:
-        mean, std = ref.mean(0), ref.std(0, unbiased=False).clamp_min(1e-3)
-    else:
-        mean, std = torch.zeros_like(ref[0]), torch.ones_like(ref[0])
-    z = (x - mean) / std
-    head = nn.Linear(x.shape[1], c).to(x.device)  # zero-initialised: the fit is deterministic
-    nn.init.zeros_(head.weight)
-    nn.init.zeros_(head.bias)
-    opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=0.0)
-    with torch.enable_grad():
-        for _ in range(steps):
-            loss = F.cross_entropy(head(z), y) + weight_decay * head.weight.pow(2).sum()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-    head.requires_grad_(False)
-    return LinearProbe(mean, std, head)

@@ -1,8 +1,8 @@
-"""A data-parallel run of the course's multimodal model through the ordinary ``fit`` (chapter 12).
+"""A data-parallel run of the course's multimodal model through the ordinary ``fit`` (chapter 13).
 
 One machine, N processes (GPUs, or CPU processes with gloo)::
 
-    torchrun --nproc_per_node 2 -m mmcourse.engine.ddp_demo --epochs 2 --checkpoint /tmp/ddp.pt
+    torchrun --nproc_per_node 2 -m mmcourse.recipes.ddp_demo --epochs 2 --checkpoint /tmp/ddp.pt
 
 Several machines: the same command on each, with ``--nnodes M --node_rank i --rdzv_endpoint HOST:PORT``.
 ``fit`` reads ``RANK``/``WORLD_SIZE`` from torchrun, joins the process group, gives each rank its slice of every
@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import argparse
 
-from mmcourse.engine.bench_cli import world_model
 from mmcourse.engine.distributed import cleanup, current
 from mmcourse.engine.evaluation import evaluate
 from mmcourse.engine.loop import fit
+from mmcourse.recipes.step_bench import world_model
 from mmcourse.runtime import profile
 
 

@@ -1,48 +1,27 @@
-"""The multimodal contract: ``Batch`` and ``MultimodalModel`` (encoders → fusion → heads), plus late fusion.
+"""``MultimodalModel`` (encoders → fusion → heads) and ``LateFusionModel`` (per-modality heads, logits combined).
 
-Every chapter speaks it: a batch is a dict of modality tensors plus a dict of task targets; a model maps
-``inputs`` (and optional ``present`` masks) to a dict of logits, one entry per task.
+Every chapter speaks the contract: a batch is a dict of modality tensors plus a dict of task targets; a model
+maps ``inputs`` (and optional ``present`` masks) to a dict of logits, one entry per task. Parts are passed in
+(as in TorchMultimodal's ``LateFusion``); ``mmcourse.models.build_model`` assembles the course's variants.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
-MODALITIES = ("image", "text", "audio", "video")
+from mmcourse.batch import MODALITIES, Batch, UnknownNameError, check_inputs, check_present
+from mmcourse.layers.params import count_parameters
 
-
-@dataclass
-class Batch:
-    """One batch: ``inputs[modality]``, ``targets[task]`` and optional ``present[modality]`` (bool ``[B]``)."""
-
-    inputs: dict[str, Tensor]
-    targets: dict[str, Tensor]
-    present: dict[str, Tensor] | None = None
-
-    def __len__(self) -> int:
-        for t in (*self.inputs.values(), *self.targets.values()):
-            return int(t.shape[0])
-        return 0
-
-    def to(self, device: torch.device | str, non_blocking: bool = False) -> Batch:
-        """The same batch on ``device``."""
-        move = lambda d: {k: v.to(device, non_blocking=non_blocking) for k, v in d.items()}  # noqa: E731
-        return Batch(move(self.inputs), move(self.targets), None if self.present is None else move(self.present))
-
-
-def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
-    """Number of scalar parameters of ``model`` (only those with ``requires_grad`` when ``trainable_only``)."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+__all__ = ["MODALITIES", "Batch", "LateFusionModel", "MultimodalModel", "count_parameters"]
 
 
 def _check_modalities(names: Mapping[str, object], known: Mapping[str, object], what: str) -> None:
     unknown = sorted(set(names) - set(known))
     if unknown:
-        raise KeyError(f"{what} {unknown} has no encoder; this model has encoders for {sorted(known)}")
+        raise UnknownNameError(f"{what} {unknown} has no encoder; this model has encoders for {sorted(known)}")
 
 
 class MultimodalModel(nn.Module):
@@ -51,12 +30,15 @@ class MultimodalModel(nn.Module):
     Args:
         encoders: one module per modality mapping its tensor to ``[B, D_m]`` (and, for attention-based
             fusion, ``tokens(x) -> [B, L, D_m]``).
-        fusion: maps ``{modality: features}`` and ``present`` to ``[B, D_fused]``. If it has an attribute
-            ``uses_tokens = True`` it receives the encoders' ``tokens()`` instead of pooled features.
+        fusion: maps ``{modality: features}`` and ``present`` to ``[B, D_fused]``.
         heads: one module per task mapping ``[B, D_fused]`` to logits.
+        tokens: feed the fusion the encoders' ``tokens()`` ``[B, L, D]`` instead of pooled ``[B, D]`` features;
+            default: what the fusion declares in its ``uses_tokens`` attribute (the ``Fusion`` protocol),
+            decided once here and kept in ``self.tokens``.
     """
 
-    def __init__(self, encoders: Mapping[str, nn.Module], fusion: nn.Module, heads: Mapping[str, nn.Module]):
+    def __init__(self, encoders: Mapping[str, nn.Module], fusion: nn.Module, heads: Mapping[str, nn.Module], *,
+                 tokens: bool | None = None):
         super().__init__()
         if not encoders:
             raise ValueError("MultimodalModel needs at least one encoder, e.g. {'image': SmallCNN(...)}")
@@ -65,17 +47,17 @@ class MultimodalModel(nn.Module):
         self.encoders = nn.ModuleDict(dict(encoders))
         self.fusion = fusion
         self.heads = nn.ModuleDict(dict(heads))
+        self.tokens = bool(getattr(fusion, "uses_tokens", False)) if tokens is None else bool(tokens)
 
     def encode(self, inputs: Mapping[str, Tensor]) -> dict[str, Tensor]:
         """Per-modality features (or tokens), in sorted modality order."""
         _check_modalities(inputs, self.encoders, "input modality")
         if not inputs:
             raise ValueError(f"no input modality given; this model expects some of {sorted(self.encoders)}")
-        use_tokens = bool(getattr(self.fusion, "uses_tokens", False))
         feats = {}
         for m in sorted(inputs):
             enc = self.encoders[m]
-            feats[m] = enc.tokens(inputs[m]) if use_tokens else enc(inputs[m])
+            feats[m] = enc.tokens(inputs[m]) if self.tokens else enc(inputs[m])
         return feats
 
     def forward(self, inputs: Mapping[str, Tensor], present: Mapping[str, Tensor] | None = None
@@ -114,6 +96,9 @@ class LateFusionModel(nn.Module):
 
     def forward(self, inputs: Mapping[str, Tensor], present: Mapping[str, Tensor] | None = None
                 ) -> dict[str, Tensor]:
+        n = check_inputs(inputs, allow_empty=True)  # one batch size and device for every modality
+        if present is not None and n is not None:  # bool [B] masks of this model's modalities
+            check_present(present, list(self.encoders), batch=n, device=next(iter(inputs.values())).device)
         per = self.per_modality(inputs)
         if not per:
             raise ValueError(f"no input modality given; this model expects some of {sorted(self.encoders)}")

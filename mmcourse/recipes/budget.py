@@ -1,8 +1,11 @@
 """Scratch vs linear probe vs fine-tuning vs discriminative learning rates, across label budgets and seeds.
 
-Chapter 11's main experiment in one call: ``budget_curve`` trains every method on ``k`` labels per class for
+Chapter 12's main experiment in one call: ``budget_curve`` trains every method on ``k`` labels per class for
 each budget ``k`` and seed, and returns one row per run; ``summarise`` gives mean ± std and
 ``plot_budget_curve`` draws accuracy against labels per class with error bars (one std over seeds).
+``finetune`` is linear probe, then fine-tune ("LP-FT"): every run trains through ``fit``, fine-tuning with
+``transfer``'s pieces — discriminative param groups as the optimiser, ``FreezeBatchNorm`` and
+``GradualUnfreezing`` as callbacks.
 """
 
 from __future__ import annotations
@@ -15,10 +18,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from mmcourse.engine.evaluation import evaluate
-from mmcourse.multitask import fit_multitask, shared_trunk_model
+from mmcourse.engine import History, evaluate, fit
+from mmcourse.models import ModelSpec, build_model
 from mmcourse.palette import PALETTE
-from mmcourse.transfer.finetune import finetune
+from mmcourse.runtime import pick_device
+from mmcourse.transfer.finetune import GradualUnfreezing, discriminative_param_groups
+from mmcourse.transfer.freeze import FreezeBatchNorm, Selector
 from mmcourse.transfer.probe import extract_features, labels_per_class, linear_probe
 
 METHODS = ("scratch", "probe", "finetune", "discriminative")
@@ -32,7 +37,7 @@ def budget_curve(pretrained: nn.Module, make_scratch: Callable[[], nn.Module], t
                  task: str, modality: str, budgets: Sequence[int], seeds: Sequence[int],
                  layers: Sequence[str] | None = None, methods: Sequence[str] = METHODS, steps: int = 40,
                  batch_size: int = 32, lr: float = 3e-3, finetune_lr: float = 1e-3, decay: float = 0.3,
-                 device: torch.device | str = "cpu") -> list[dict[str, Any]]:
+                 device: torch.device | str | None = None) -> list[dict[str, Any]]:
     """Test accuracy of each method for ``k`` labels per class (``k`` in ``budgets``) and each seed.
 
     Args:
@@ -45,6 +50,7 @@ def budget_curve(pretrained: nn.Module, make_scratch: Callable[[], nn.Module], t
         decay: learning-rate factor per stage going down (``discriminative``).
         Fine-tuning starts from the linear probe's head ("LP-FT"), so a few noisy steps cannot wreck the
         pretrained features through a random head; batch norm keeps its pretrained statistics.
+        device: default ``pick_device()``.
 
     Returns:
         Rows ``{"method", "labels_per_class", "seed", "acc"}``.
@@ -54,6 +60,7 @@ def budget_curve(pretrained: nn.Module, make_scratch: Callable[[], nn.Module], t
         raise ValueError(f"unknown methods {unknown}; choose from {METHODS}")
     if "discriminative" in methods and not layers:
         raise ValueError("discriminative learning rates need layers=[stage names from the input upwards]")
+    device = torch.device(device) if device is not None else pick_device()
     train = train.select(modalities=modality, tasks=task)
     test = test.select(modalities=modality, tasks=task)
     c = train.num_classes(task)
@@ -78,11 +85,11 @@ def budget_curve(pretrained: nn.Module, make_scratch: Callable[[], nn.Module], t
                     acc = probe.accuracy(test_feats, test_y[task])
                 else:
                     enc = make_scratch() if method == "scratch" else copy.deepcopy(pretrained)
-                    model = shared_trunk_model({modality: enc}, {task: c})
+                    model = build_model(ModelSpec(classes={task: c}), {modality: enc})
                     if method != "scratch":  # linear probe, then fine-tune: start from a head that fits
                         model.heads[task] = probe.to_linear()
                     if method == "scratch":
-                        fit_multitask(model, sub, epochs=epochs, lr=lr, batch_size=bs, device=device, seed=seed)
+                        fit(model, sub, epochs=epochs, lr=lr, batch_size=bs, device=device, seed=seed, progress=False)
                     else:
                         groups = [f"encoders.{modality}.{n}" for n in layers] if method == "discriminative" else None
                         finetune(model, sub, epochs=epochs, lr=finetune_lr if groups is None else lr,
@@ -90,6 +97,29 @@ def budget_curve(pretrained: nn.Module, make_scratch: Callable[[], nn.Module], t
                     acc = evaluate(model, test, device=device)["acc"]
                 rows.append({"method": method, "labels_per_class": k, "seed": seed, "acc": acc})
     return rows
+
+
+def finetune(model: nn.Module, train: Any, val: Any = None, *, epochs: int, lr: float = 1e-3,
+             layers: Sequence[Selector | Sequence[Selector]] | None = None, decay: float = 1.0,
+             gradual: Sequence[Selector | Sequence[Selector]] | None = None, weight_decay: float = 0.0,
+             batch_size: int = 128, device: torch.device | str | None = None, seed: int = 0,
+             freeze_batchnorm: bool = True) -> History:
+    """Fine-tune ``model`` on ``train`` with ``fit``.
+
+    With ``layers`` and ``decay < 1`` the learning rates are discriminative (``discriminative_param_groups``
+    as the optimiser); with ``gradual`` the listed stages start frozen and thaw one per epoch, top first
+    (``GradualUnfreezing``). Batch-norm layers keep their pretrained statistics unless
+    ``freeze_batchnorm=False`` (``FreezeBatchNorm``): tiny fine-tuning batches give poor statistics.
+    """
+    groups = (discriminative_param_groups(model, layers, lr=lr, decay=decay, weight_decay=weight_decay)
+              if layers else [{"params": list(model.parameters()), "lr": lr, "weight_decay": weight_decay}])
+    callbacks: list[Any] = [GradualUnfreezing(model, gradual)] if gradual else []
+    if freeze_batchnorm:
+        callbacks.append(FreezeBatchNorm())
+    if not any(p.requires_grad for g in groups for p in g["params"]):
+        raise ValueError("nothing to fine-tune: every parameter is frozen")
+    return fit(model, train, val, optimizer=torch.optim.AdamW(groups, lr=lr), callbacks=callbacks, epochs=epochs,
+               lr=lr, batch_size=batch_size, device=device, seed=seed, progress=False)
 
 
 def summarise(rows: Sequence[dict[str, Any]], key: str = "acc") -> dict[tuple[str, int], tuple[float, float]]:
