@@ -1,4 +1,9 @@
-"""``mmcourse doctor``: what this machine has, what the course will use, and problems with a fix for each."""
+"""``mmcourse doctor``: what this machine has, what the course will use, and problems with a fix for each.
+
+It exits with status 1 when it finds a problem (something the course needs is missing or unusable: a bad
+device or profile setting, a missing package, an unwritable HOME, cache or data folder) and 0 otherwise;
+notes (the full profile is slow on a CPU, no browser for ``make test``) do not change the status.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,9 @@ import os
 import platform
 import shutil
 import sys
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -16,8 +23,43 @@ from mmcourse.runtime import amp_dtype, pick_device, profile
 
 @dataclass
 class Problem:
+    """Something wrong (``blocking``: doctor exits 1) or worth knowing (a note), with the fix."""
+
     what: str
     fix: str
+    blocking: bool = True
+
+
+def _unwritable(folder: Path) -> str | None:
+    """Why ``folder`` cannot be written (created if missing, then a probe file written and removed), or None."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        return f"{type(e).__name__}: {e.strerror or e}"
+    return None
+
+
+def _folder_problems() -> list[Problem]:
+    """HOME, the cache and the data folder must be writable (the course caches data and artefacts there)."""
+    problems = []
+    home = Path.home()
+    cache_env, data_env = os.environ.get("MMCOURSE_CACHE"), os.environ.get("MMCOURSE_DATA")
+    cache = Path(cache_env) if cache_env else home / ".cache" / "mmcourse"
+    folders = [("cache folder" + (" (MMCOURSE_CACHE)" if cache_env else ""), cache,
+                "export MMCOURSE_CACHE=/a/writable/folder")]
+    if not cache_env or not data_env:
+        folders.insert(0, ("HOME", home, "make HOME writable, or set MMCOURSE_CACHE (and MMCOURSE_DATA) to a "
+                                          "writable folder"))
+    if data_env:
+        folders.append(("data folder (MMCOURSE_DATA)", Path(data_env).expanduser(),
+                        "export MMCOURSE_DATA=/a/writable/folder"))
+    for name, folder, fix in folders:
+        why = _unwritable(folder)
+        if why:
+            problems.append(Problem(f"the {name} {folder} is not writable ({why})", fix))
+    return problems
 
 
 def _version(module: str) -> str | None:
@@ -65,24 +107,31 @@ def report() -> tuple[list[tuple[str, str]], list[Problem]]:
     if _version("torchvision") is None:
         problems.append(Problem("torchvision is missing (ResNet weights, CIFAR-10 helpers)",
                                 "pip install 'mmcourse[pretrained]'"))
+    problems += _folder_problems()
     if not torch.cuda.is_available() and chosen == "full":
         problems.append(Problem("the full profile on a CPU is slow (it is not wrong)",
-                                "export MMCOURSE_PROFILE=quick, or use a GPU runtime (Colab: Runtime → GPU)"))
+                                "export MMCOURSE_PROFILE=quick, or use a GPU runtime (Colab: Runtime → GPU)",
+                                blocking=False))
     if shutil.which("chromium") is None and shutil.which("chromium-browser") is None:
         problems.append(Problem("no chromium: `make test` checks the built book in a headless browser",
-                                "`make test` installs Debian's chromium when run as root; else apt install chromium"))
+                                "`make test` installs Debian's chromium when run as root; else apt install chromium",
+                                blocking=False))
     return facts, problems
 
 
 def run(args: object = None) -> int:
-    facts, problems = report()
+    """Print the report; return 1 if there is a (blocking) problem, else 0."""
+    facts, found = report()
     width = max(len(k) for k, _ in facts)
     for k, v in facts:
         print(f"{k:<{width}}  {v}")
-    if problems:
-        print(f"\n{len(problems)} problem(s):")
-        for p in problems:
-            print(f"  - {p.what}\n    fix: {p.fix}")
-    else:
+    problems = [p for p in found if p.blocking]
+    notes = [p for p in found if not p.blocking]
+    for title, items in ((f"{len(problems)} problem(s)", problems), (f"{len(notes)} note(s)", notes)):
+        if items:
+            print(f"\n{title}:")
+            for p in items:
+                print(f"  - {p.what}\n    fix: {p.fix}")
+    if not problems:
         print("\nno problems found")
-    return 0
+    return 1 if problems else 0

@@ -4,8 +4,10 @@ Chapter 00 introduces all of it; every later chapter trains on ``world_splits(..
 package generates nothing and downloads nothing.
 """
 
+from mmcourse.data.avdigits import load_avdigits
 from mmcourse.data.dataset import MultimodalDataset, collate_batches, concat_datasets
 from mmcourse.data.digits import load_digits_dataset
+from mmcourse.data.normalize import Standardizer, per_example_standardize, standardize_datasets
 from mmcourse.data.text import Vocab
 from mmcourse.data.world import (
     MODALITIES,
@@ -17,5 +19,6 @@ from mmcourse.data.world import (
     world_splits,
 )
 
-__all__ = ["MODALITIES", "SPREADS", "MultimodalDataset", "Vocab", "WorldConfig", "WorldSplits",
-           "collate_batches", "concat_datasets", "load_digits_dataset", "make_world", "world_classes", "world_splits"]
+__all__ = ["MODALITIES", "SPREADS", "MultimodalDataset", "Standardizer", "Vocab", "WorldConfig", "WorldSplits",
+           "collate_batches", "concat_datasets", "load_avdigits", "load_digits_dataset", "make_world",
+           "per_example_standardize", "standardize_datasets", "world_classes", "world_splits"]

@@ -1,7 +1,7 @@
 """Audio features from scratch in torch: STFT, mel filterbank, log-mel spectrogram and MFCC (no torchaudio).
 
 Used by the synthetic world's sounds and AV-MNIST's spoken digits (chapter 00) and the audio encoders
-(chapter 07). Checked in ``tests/test_data_audio.py`` against ``transformers.audio_utils`` and pure tones.
+(chapter 08). Checked in ``tests/test_data_audio.py`` against ``transformers.audio_utils`` and pure tones.
 """
 
 from __future__ import annotations

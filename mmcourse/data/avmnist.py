@@ -1,4 +1,4 @@
-"""AV-MNIST: MNIST digit images paired by label with spoken digits (image + audio, chapters 00 and 07).
+"""AV-MNIST: MNIST digit images paired by label with spoken digits (image + audio, chapters 00 and 08).
 
 MNIST comes in its original IDX files (gzip); the Free Spoken Digit Dataset (FSDD, CC BY-SA 4.0, by Zohar
 Jackson et al.) as 8 kHz mono 16-bit WAV files named ``{digit}_{speaker}_{index}.wav``. Each MNIST image is
@@ -25,21 +25,27 @@ from mmcourse.data.dataset import MultimodalDataset
 from mmcourse.data.download import DatasetSource, RemoteFile, fetch
 
 _MNIST_URL = "https://ossci-datasets.s3.amazonaws.com/mnist/"
+# sha256 of the original gzip files, as pinned by TensorFlow Datasets and Keras (their md5, which torchvision
+# pins, are f68b3c2d…, d53e105e…, 9fb629c4…, ec29112d…)
 MNIST = DatasetSource(
     name="mnist",
-    files=tuple(RemoteFile(_MNIST_URL + f, f, md5, "md5") for f, md5 in (
-        ("train-images-idx3-ubyte.gz", "f68b3c2dcbeaaa9fbdd348bbdeb94873"),
-        ("train-labels-idx1-ubyte.gz", "d53e105ee54ea40749a09fcbcd1e9432"),
-        ("t10k-images-idx3-ubyte.gz", "9fb629c4189551a2d022fa330f9573f3"),
-        ("t10k-labels-idx1-ubyte.gz", "ec29112dd5afa0611ce80d1b7f02629c"))),
+    files=tuple(RemoteFile(_MNIST_URL + f, f, sha256, "sha256") for f, sha256 in (
+        ("train-images-idx3-ubyte.gz", "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609"),
+        ("train-labels-idx1-ubyte.gz", "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c"),
+        ("t10k-images-idx3-ubyte.gz", "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6"),
+        ("t10k-labels-idx1-ubyte.gz", "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6"))),
     description="MNIST handwritten digits: 60,000 train + 10,000 test 28x28 grey images, 11 MB.",
     license="Yann LeCun and Corinna Cortes hold the copyright; made available under CC BY-SA 3.0.",
     homepage="http://yann.lecun.com/exdb/mnist/")
 FSDD_VERSION = "1.0.10"
+# No checksum is pinned: FSDD publishes none for its release, and GitHub generates the tag's archive on request
+# (its bytes are not promised to stay the same). `mmcourse data verify fsdd` therefore says "unverified" and
+# only checks that the file is a readable archive; it never trusts the first hash it sees.
 FSDD = DatasetSource(
     name="fsdd",
     files=(RemoteFile("https://github.com/Jakobovski/free-spoken-digit-dataset/archive/refs/tags/"
-                      f"v{FSDD_VERSION}.tar.gz", f"free-spoken-digit-dataset-{FSDD_VERSION}.tar.gz"),),
+                      f"v{FSDD_VERSION}.tar.gz", f"free-spoken-digit-dataset-{FSDD_VERSION}.tar.gz",
+                      archive="tar.gz"),),
     description="Free Spoken Digit Dataset: 3,000 recordings of digits 0-9 (6 speakers x 50), 8 kHz WAV, 20 MB.",
     license="CC BY-SA 4.0; by Zohar Jackson and contributors (cite the FSDD repository).",
     homepage="https://github.com/Jakobovski/free-spoken-digit-dataset")

@@ -1,4 +1,4 @@
-"""CIFAR-10 with generated captions, as an image + text ``MultimodalDataset`` (chapters 00, 03, 04, 11).
+"""CIFAR-10 with generated captions, as an image + text ``MultimodalDataset`` (chapters 00, 03, 05, 12).
 
 Reads the original "python version" archive (``cifar-10-python.tar.gz``: pickled batches of uint8 rows)
 straight from the tar file, with an unpickler that only accepts the few types those batches contain. Each
@@ -24,8 +24,9 @@ from mmcourse.data.text import Vocab
 
 SOURCE = DatasetSource(
     name="cifar10",
+    # sha256 as pinned by Keras (keras.datasets.cifar10); the page publishes md5 c58f30108f718f92721af3b95e74349a
     files=(RemoteFile("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz", "cifar-10-python.tar.gz",
-                      "c58f30108f718f92721af3b95e74349a", "md5"),),
+                      "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce", "sha256"),),
     description="CIFAR-10: 60,000 32x32 colour images in 10 classes (50,000 train, 10,000 test), 163 MB.",
     license="No licence stated by the authors; cite Krizhevsky (2009), 'Learning Multiple Layers of Features "
             "from Tiny Images'.",

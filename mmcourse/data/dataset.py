@@ -1,7 +1,7 @@
 """``MultimodalDataset``: tensors of every modality and task in memory (ideally on the GPU), and batches of it.
 
 Used by every chapter. ``ds.batches(...)`` is the GPU-resident iterator: the whole split lives on the device,
-each epoch draws one index permutation there and batches are ``index_select``s — no per-sample Python.
+each epoch draws one index permutation and batches are index operations there — no per-sample Python.
 ``ds.as_torch_dataset()`` + :func:`collate_batches` is the standard ``DataLoader`` path for data that does
 not fit on the device.
 """
@@ -14,20 +14,31 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from mmcourse.batch import (
+    Batch,
+    check_finite,
+    check_inputs,
+    check_label_values,
+    check_names,
+    check_targets,
+    tensor_batches,
+)
 from mmcourse.data.text import Vocab
-from mmcourse.models import Batch
 
 
 def _names(given: str | Sequence[str] | None, known: Sequence[str], what: str) -> list[str]:
     if given is None:
         return list(known)
     names = [given] if isinstance(given, str) else list(given)
-    unknown = [n for n in names if n not in known]
-    if unknown:
-        raise KeyError(f"unknown {what} {unknown}; this dataset has {what}s {sorted(known)}")
+    check_names(names, known, what)  # UnknownNameError (a KeyError) listing the valid names
     if not names:
         raise ValueError(f"select needs at least one {what}; this dataset has {sorted(known)}")
     return names
+
+
+def _check_batch_size(batch_size: object) -> None:
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
 
 
 class MultimodalDataset:
@@ -42,19 +53,41 @@ class MultimodalDataset:
         name: a short description shown in ``repr``.
         meta: optional per-sample side information ``[N, ...]`` (e.g. the world's latent scene) that is
             carried by ``subset``/``select``/``to`` but never put in a batch.
+        check_values: read the values once and refuse non-finite float inputs, labels outside
+            ``[0, num_classes)`` (``IGNORE_INDEX`` = -100, "no label", is allowed) and token ids outside the
+            vocabulary. Datasets derived from a checked one (``subset``, ``select``, ``to``) skip it.
+
+    Raises:
+        TypeError: an input or target of the wrong type or dtype (the message says how to convert it).
+        ValueError: lengths that differ, a missing class list, a bad label, a non-finite input.
     """
 
     def __init__(self, inputs: Mapping[str, Tensor], targets: Mapping[str, Tensor],
                  classes: Mapping[str, Sequence[str]], vocab: Vocab | None = None, name: str = "dataset",
-                 meta: Mapping[str, Tensor] | None = None):
-        if not inputs:
+                 meta: Mapping[str, Tensor] | None = None, *, check_values: bool = True):
+        if isinstance(inputs, Mapping) and not inputs:
             raise ValueError("a MultimodalDataset needs at least one input modality")
-        sizes = {k: int(v.shape[0]) for k, v in {**inputs, **targets, **(meta or {})}.items()}
+        n = check_inputs(inputs)
+        check_targets(targets, n)
+        sizes = {k: int(v.shape[0]) for k, v in {**inputs, **(meta or {})}.items()}
         if len(set(sizes.values())) != 1:
-            raise ValueError(f"all inputs and targets must have the same length, got {sizes}")
+            raise ValueError(f"all inputs, targets and meta must have the same length, got {sizes}")
+        if not isinstance(classes, Mapping):
+            raise TypeError(f"classes must be a dict {{task: [class names]}}, got {type(classes).__name__}")
         missing = sorted(set(targets) - set(classes))
         if missing:
             raise ValueError(f"class names missing for task(s) {missing}")
+        for t in targets:
+            if isinstance(classes[t], str) or len(classes[t]) < 1:
+                raise ValueError(f"classes[{t!r}] must be a list of class names, got {classes[t]!r}")
+        if check_values:
+            check_label_values(targets, {t: len(classes[t]) for t in targets})
+            check_finite(inputs)
+            if vocab is not None and "text" in inputs and inputs["text"].numel():
+                lo, hi = (int(v) for v in torch.stack([inputs["text"].min(), inputs["text"].max()]).tolist())
+                if lo < 0 or hi >= len(vocab):
+                    raise ValueError(f"inputs['text'] holds token id {lo if lo < 0 else hi}, outside the "
+                                     f"vocabulary [0, {len(vocab)}); encode captions with this dataset's vocab")
         self.inputs: dict[str, Tensor] = dict(inputs)
         self.targets: dict[str, Tensor] = dict(targets)
         self.classes: dict[str, list[str]] = {t: list(classes[t]) for t in targets}
@@ -106,7 +139,8 @@ class MultimodalDataset:
         b = self[index]
         meta = {k: v[index] if isinstance(index, slice) else v.index_select(0, torch.as_tensor(index, device=v.device))
                 for k, v in self.meta.items()}
-        return MultimodalDataset(b.inputs, b.targets, self.classes, self.vocab, name or self.name, meta)
+        return MultimodalDataset(b.inputs, b.targets, self.classes, self.vocab, name or self.name, meta,
+                                 check_values=False)
 
     def select(self, modalities: str | Sequence[str] | None = None,
                tasks: str | Sequence[str] | None = None) -> MultimodalDataset:
@@ -114,7 +148,8 @@ class MultimodalDataset:
         mods = _names(modalities, list(self.inputs), "modality")
         tks = _names(tasks, list(self.targets), "task")
         return MultimodalDataset({m: self.inputs[m] for m in mods}, {t: self.targets[t] for t in tks},
-                                 self.classes, self.vocab if "text" in mods else None, self.name, self.meta)
+                                 self.classes, self.vocab if "text" in mods else None, self.name, self.meta,
+                                 check_values=False)
 
     def to(self, device: torch.device | str) -> MultimodalDataset:
         """The dataset on ``device`` (returns ``self`` when it is already there)."""
@@ -123,29 +158,23 @@ class MultimodalDataset:
             return self
         return MultimodalDataset({k: v.to(device) for k, v in self.inputs.items()},
                                  {k: v.to(device) for k, v in self.targets.items()},
-                                 self.classes, self.vocab, self.name, {k: v.to(device) for k, v in self.meta.items()})
+                                 self.classes, self.vocab, self.name, {k: v.to(device) for k, v in self.meta.items()},
+                                 check_values=False)
 
     def batches(self, batch_size: int, *, shuffle: bool = False, seed: int | None = None,
                 drop_last: bool = False) -> Iterator[Batch]:
-        """Yield ``Batch``es on the data's device. With ``shuffle``, one permutation per call, drawn on the
-        device from ``seed`` (or from torch's global RNG when ``seed`` is None)."""
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-        n = len(self)
-        stop = n - n % batch_size if drop_last else n
-        if not shuffle:
-            for start in range(0, stop, batch_size):
-                yield self[slice(start, min(start + batch_size, n))]
-            return
-        gen = torch.Generator(device=self.device)
-        gen.manual_seed(int(torch.randint(2**62, (1,)).item()) if seed is None else seed)
-        perm = torch.randperm(n, generator=gen, device=self.device)
-        for start in range(0, stop, batch_size):
-            idx = perm[start:start + batch_size]
-            yield Batch({k: v.index_select(0, idx) for k, v in self.inputs.items()},
-                        {k: v.index_select(0, idx) for k, v in self.targets.items()})
+        """Yield ``Batch``es on the data's device. With ``shuffle``, one permutation per call from ``seed`` (or
+        from torch's global RNG when ``seed`` is None): the same order the engine draws for that seed
+        (:func:`mmcourse.batch.tensor_batches` is the one iterator both use)."""
+        _check_batch_size(batch_size)
+        if seed is None:
+            seed = int(torch.randint(2**62, (1,)).item())
+        for batch, _ in tensor_batches(self.inputs, self.targets, batch_size, shuffle=shuffle, seed=seed,
+                                       drop_last=drop_last):
+            yield batch
 
     def num_batches(self, batch_size: int, drop_last: bool = False) -> int:
+        _check_batch_size(batch_size)
         n = len(self)
         return n // batch_size if drop_last else -(-n // batch_size)
 
@@ -158,8 +187,9 @@ class TensorDictDataset(Dataset):
     """Per-sample ``(inputs: dict, targets: dict)`` view of dict-of-tensor data, for ``DataLoader``."""
 
     def __init__(self, inputs: Mapping[str, Tensor], targets: Mapping[str, Tensor]):
+        self.n = check_inputs(inputs)
+        check_targets(targets, self.n)
         self.inputs, self.targets = dict(inputs), dict(targets)
-        self.n = int(next(iter(self.inputs.values())).shape[0])
 
     def __len__(self) -> int:
         return self.n
@@ -191,6 +221,11 @@ def concat_datasets(parts: Sequence[MultimodalDataset], name: str = "concat") ->
     if not parts:
         raise ValueError("concat_datasets needs at least one dataset")
     first = parts[0]
+    for p in parts[1:]:
+        if sorted(p.inputs) != sorted(first.inputs) or p.classes != first.classes:
+            raise ValueError(f"concat_datasets needs the same modalities, tasks and classes: {first!r} vs {p!r}")
+        if first.vocab is not None and p.vocab is not None and p.vocab.itos != first.vocab.itos:
+            raise ValueError(f"concat_datasets: {p.name!r} encodes text with another vocabulary than {first.name!r}")
     return MultimodalDataset({k: torch.cat([p.inputs[k] for p in parts]) for k in first.inputs},
                              {k: torch.cat([p.targets[k] for p in parts]) for k in first.targets},
-                             first.classes, first.vocab, name)
+                             first.classes, first.vocab, name, check_values=False)

@@ -3,7 +3,8 @@
 A probe is a logistic regression on fixed, nuisance-invariant features of one modality (or of several,
 concatenated): the 2-D Fourier magnitude of an image (invariant to where the shape is), a bag of words for a
 caption, the time-pooled log-mel of a sound (invariant to the onset) and the Fourier magnitudes of video
-frames. It needs no training of an encoder, so chapter 00 can compare modalities in seconds.
+frames. It needs no training of an encoder, so chapter 00 can compare modalities in seconds. The fitter is the
+course's one linear probe, :func:`mmcourse.probe.linear_probe` (here with L-BFGS).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import torch
 from torch import Tensor
 
 from mmcourse.data.dataset import MultimodalDataset
+from mmcourse.probe import linear_probe
 
 
 def _fourier_magnitude(x: Tensor, keep: int = 6) -> Tensor:
@@ -45,33 +47,18 @@ def probe_features(ds: MultimodalDataset, modality: str, vocab_size: int | None 
 
 
 def probe_predict(train_x: Tensor, train_y: Tensor, test_x: Tensor, *, epochs: int = 60,
-                  weight_decay: float = 1e-3, seed: int = 0) -> Tensor:
-    """Class predictions ``[M]`` for ``test_x`` of a logistic regression fitted with full-batch L-BFGS on
-    standardised features (``epochs`` = L-BFGS iterations)."""
+                  weight_decay: float = 1e-3) -> Tensor:
+    """Class predictions ``[M]`` for ``test_x`` of a logistic regression on standardised features, fitted
+    full-batch with L-BFGS (``epochs`` iterations) by :func:`mmcourse.probe.linear_probe`."""
     if len(train_x) == 0 or len(test_x) == 0:
         raise ValueError("a probe needs at least one training and one test sample")
     if len(train_x) != len(train_y):
         raise ValueError(f"train_x has {len(train_x)} rows but train_y has {len(train_y)}")
-    mean, std = train_x.mean(0), train_x.std(0).clamp_min(1e-6)
-    xtr, xte = (train_x - mean) / std, (test_x - mean) / std
-    classes = int(train_y.max()) + 1
-    g = torch.Generator().manual_seed(seed)
-    w = (0.01 * torch.randn(xtr.shape[1], classes, generator=g)).to(xtr.device).requires_grad_()
-    b = torch.zeros(classes, device=xtr.device, requires_grad=True)
-    opt = torch.optim.LBFGS([w, b], lr=1.0, max_iter=epochs, history_size=20, line_search_fn="strong_wolfe")
-
-    def closure() -> Tensor:
-        opt.zero_grad()
-        loss = torch.nn.functional.cross_entropy(xtr @ w + b, train_y) + weight_decay * w.pow(2).sum()
-        loss.backward()
-        return loss
-
-    opt.step(closure)
-    with torch.no_grad():
-        return (xte @ w + b).argmax(1)
+    probe = linear_probe(train_x, train_y, steps=epochs, lr=1.0, weight_decay=weight_decay, optimizer="lbfgs")
+    return probe.predict(test_x)
 
 
-def linear_probe(train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tensor, **kw: float) -> float:
+def probe_accuracy(train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tensor, **kw: float) -> float:
     """Test accuracy of :func:`probe_predict`."""
     return float((probe_predict(train_x, train_y, test_x, **kw) == test_y).float().mean())
 
@@ -94,5 +81,5 @@ def probe_modalities(train: MultimodalDataset, test: MultimodalDataset, task: st
         key = "+".join(sorted(g))
         xtr = torch.cat([cache_tr[m] for m in sorted(g)], 1)
         xte = torch.cat([cache_te[m] for m in sorted(g)], 1)
-        out[key] = linear_probe(xtr, train.targets[task], xte, test.targets[task], **kw)
+        out[key] = probe_accuracy(xtr, train.targets[task], xte, test.targets[task], **kw)
     return out

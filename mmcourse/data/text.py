@@ -1,8 +1,8 @@
 """Text pipeline: a word-level ``Vocab`` (PAD=0, UNK=1, CLS=2), a tokenizer, padding and masks.
 
 Used by the synthetic world (its captions), the real datasets (CIFAR-10 captions), chapter 00 (exercises on
-padding/masking) and chapters 05/06 (text encoders). ``hf_tokenize`` is the path through a Hugging Face
-tokenizer for pretrained encoders (chapter 11); by default it uses the offline MiniLM tokenizer.
+padding/masking) and chapters 06/07 (text encoders). ``hf_tokenize`` is the path through a Hugging Face
+tokenizer for pretrained encoders (chapter 12); by default it uses the offline MiniLM tokenizer.
 """
 
 from __future__ import annotations

@@ -34,11 +34,11 @@ from dataclasses import asdict, dataclass, fields
 import torch
 from torch import Tensor
 
+from mmcourse.batch import MODALITIES, check_names, modality_names
 from mmcourse.data import captions, render, sound
 from mmcourse.data.dataset import MultimodalDataset
 from mmcourse.data.text import PAD, Vocab
 
-MODALITIES = ("image", "text", "audio", "video")
 SPREADS = ("redundant", "unique", "synergistic")
 CHUNK = 8192  # samples rendered at once on a GPU (bounds memory)
 CPU_CHUNK = 256  # on a CPU: small temporaries are recycled by the allocator instead of page-faulted in
@@ -219,9 +219,9 @@ def _generate(n: int, seed: int, device: torch.device | str | None, cfg: WorldCo
         raise ValueError(f"the world needs n >= 1 samples, got n={n!r}")
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-    bad = [m for m in modalities if m not in MODALITIES]
-    if bad or not modalities:
-        raise KeyError(f"unknown modality {bad}; the world has {list(MODALITIES)}")
+    if not modalities:
+        raise ValueError(f"modalities is empty; the world has {list(MODALITIES)}")
+    check_names(modalities, MODALITIES, "modality")
     dev = torch.device(device) if device is not None else torch.device("cpu")
     gen = torch.Generator(device=dev)
     gen.manual_seed(seed)
@@ -243,7 +243,7 @@ def make_world(n: int, *, seed: int = 0, device: torch.device | str | None = Non
                ) -> MultimodalDataset:
     """``n`` samples of the world (normalised with their own statistics; ids in the full world lexicon)."""
     cfg = config or WorldConfig()
-    inputs, targets, meta = _generate(n, seed, device, cfg, tuple(modalities))
+    inputs, targets, meta = _generate(n, seed, device, cfg, tuple(modality_names(modalities)))
     _normalise(inputs, None)
     return MultimodalDataset(inputs, targets, world_classes(), captions.world_lexicon(), name="world", meta=meta)
 
@@ -260,7 +260,8 @@ def world_splits(n_train: int, n_val: int, n_test: int, *, seed: int = 0,
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
             raise ValueError(f"{name} must be an int >= 1, got {v!r}")
     cfg = config or WorldConfig()
-    inputs, targets, meta = _generate(n_train + n_val + n_test, seed, device, cfg, tuple(modalities))
+    inputs, targets, meta = _generate(n_train + n_val + n_test, seed, device, cfg,
+                                      tuple(modality_names(modalities)))
     _normalise(inputs, None, n_stats=n_train)
     lexicon = captions.world_lexicon()
     vocab = lexicon

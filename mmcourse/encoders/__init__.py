@@ -1,8 +1,10 @@
 """Encoders: one modality tensor → ``[B, D]`` (``forward``), and ``tokens(x) → [B, L, D]`` where the input has
-positions (chapters 4–7; used by fusion, cross-modal and transfer chapters)."""
+positions (chapters 5–8; used by fusion, cross-modal and transfer chapters)."""
 
 from mmcourse.encoders.audio import AudioCNN
+from mmcourse.encoders.augmented import Augmented
 from mmcourse.encoders.image import SmallCNN
+from mmcourse.encoders.pooling import BandPool, GridPool
 from mmcourse.encoders.pretrained_text import MiniLMTextEncoder
 from mmcourse.encoders.resnet import (
     ResNet,
@@ -17,7 +19,7 @@ from mmcourse.encoders.text import BertTextEncoder, GRUTextEncoder, LSTMTextEnco
 from mmcourse.encoders.video import Video2Plus1D, Video3DCNN
 
 __all__ = [
-    "AudioCNN", "SmallCNN", "MiniLMTextEncoder", "ResNet", "ResNetSpec", "StageSpec", "resnet18_cifar", "resnet20",
-    "resnet56", "torchvision_resnet", "BertTextEncoder", "GRUTextEncoder", "LSTMTextEncoder",
-    "TransformerTextEncoder", "Video2Plus1D", "Video3DCNN",
+    "AudioCNN", "Augmented", "BandPool", "GridPool", "SmallCNN", "MiniLMTextEncoder", "ResNet", "ResNetSpec",
+    "StageSpec", "resnet18_cifar", "resnet20", "resnet56", "torchvision_resnet", "BertTextEncoder", "GRUTextEncoder",
+    "LSTMTextEncoder", "TransformerTextEncoder", "Video2Plus1D", "Video3DCNN",
 ]

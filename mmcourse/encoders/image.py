@@ -1,7 +1,8 @@
 """Image encoders: a small CNN (``SmallCNN``) whose last feature map doubles as patch tokens; input checks.
 
-Chapter 4 trains it on the world's image modality (and compares it with ResNets from ``encoders/resnet.py``);
-chapter 7 shows it cannot see motion in a single video frame. ``check_shape`` is shared by the audio and
+Chapter 5 trains it on the world's image modality and on real handwritten digits (global pooling against a
+pooling grid, ``grid=``) and compares it with ResNets from ``encoders/resnet.py``;
+chapter 8 shows it cannot see motion in a single video frame. ``check_shape`` is shared by the audio and
 video encoders, so every encoder rejects a wrong rank or channel count with the same kind of message.
 """
 
@@ -12,7 +13,9 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from mmcourse.models import count_parameters
+from mmcourse.encoders.checks import check_encoder_input
+from mmcourse.encoders.pooling import GridPool
+from mmcourse.layers.params import count_parameters
 
 
 def check_shape(x: Tensor, pattern: Sequence[int | str], who: str) -> None:
@@ -39,38 +42,45 @@ def conv_bn_relu(in_ch: int, out_ch: int) -> nn.Sequential:
 
 
 class SmallCNN(nn.Module):
-    """Three conv stages (``width``, ``2*width``, ``4*width`` channels; the first two max-pool by 2).
+    """Three conv stages (``width``, ``2*width``, ``4*width`` channels; the first two max-pool by 2), then pooling.
 
-    ``forward`` maps ``[B, C, H, W]`` to ``[B, out_dim]`` (global average pool, then a linear map);
-    ``tokens`` maps it to ``[B, (H/4)*(W/4), out_dim]``, one token per position ("patch") of the last
-    feature map, through the same linear map — so ``forward(x) == tokens(x).mean(1)``.
+    ``tokens`` maps ``[B, C, H, W]`` to ``[B, (H/4)*(W/4), out_dim]``, one token per position ("patch") of the
+    last feature map. ``forward`` maps it to ``[B, out_dim]``, pooling the map as ``grid`` says (see
+    :class:`mmcourse.encoders.pooling.GridPool`):
+
+    - ``grid=4`` (default): the map is averaged over a 4×4 grid of cells that are kept side by side, so the
+      features still say *where* strokes are (a 16×16 digit keeps every position of its 4×4 map; a 32×32
+      image is pooled in 2×2 blocks). ``grid=2`` keeps quadrants.
+    - ``grid=1``: global average pooling — position-free features, ``forward(x) == tokens(x).mean(1)``.
 
     Args:
-        width: channels of the first stage.
         out_dim: feature width.
+        width: channels of the first stage.
         in_channels: image channels (3 for RGB).
+        grid: cells per side of the pooling grid (an int or ``(rows, cols)``); 1 = global average pooling.
     """
 
-    def __init__(self, width: int = 32, out_dim: int = 128, in_channels: int = 3):
+    def __init__(self, out_dim: int = 128, *, width: int = 32, in_channels: int = 3,
+                 grid: int | tuple[int, int] = 4):
         super().__init__()
         self.in_channels, self.out_dim = in_channels, out_dim
         self.features = nn.Sequential(
             conv_bn_relu(in_channels, width), nn.MaxPool2d(2),
             conv_bn_relu(width, 2 * width), nn.MaxPool2d(2),
             conv_bn_relu(2 * width, 4 * width))
-        self.proj = nn.Linear(4 * width, out_dim)
+        self.pool = GridPool(4 * width, out_dim, grid)
 
     def feature_map(self, x: Tensor) -> Tensor:
         """The last feature map ``[B, 4*width, H/4, W/4]``."""
-        check_image(x, self.in_channels, "image encoder")
+        check_encoder_input(x, ("B", self.in_channels, "H", "W"), "image encoder", module=self,
+                            layers=self.features)
         return self.features(x)
 
     def tokens(self, x: Tensor) -> Tensor:
-        f = self.feature_map(x)
-        return self.proj(f.flatten(2).transpose(1, 2))  # [B, L = h*w, out_dim]
+        return self.pool.tokens(self.feature_map(x))  # [B, L, out_dim]
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.proj(self.feature_map(x).mean(dim=(2, 3)))  # [B, out_dim]
+        return self.pool(self.feature_map(x))  # [B, out_dim]
 
 
 def count_params(model: nn.Module, trainable_only: bool = True) -> int:
@@ -81,7 +91,7 @@ def count_params(model: nn.Module, trainable_only: bool = True) -> int:
 def patchify(x: Tensor, patch: int) -> Tensor:
     """Cut images ``[B, C, H, W]`` into non-overlapping ``patch``×``patch`` patches ``[B, L, C*patch*patch]``.
 
-    The raw-pixel view of "image patches as tokens" (chapter 6's vision Transformers use it); ``H`` and ``W``
+    The raw-pixel view of "image patches as tokens" (chapter 7's vision Transformers use it); ``H`` and ``W``
     must be multiples of ``patch``.
     """
     check_shape(x, ("B", "C", "H", "W"), "patchify")

@@ -1,4 +1,4 @@
-"""A pretrained sentence encoder: all-MiniLM-L6-v2 (6-layer BERT, 384-d) with mean pooling (chapters 06, 11).
+"""A pretrained sentence encoder: all-MiniLM-L6-v2 (6-layer BERT, 384-d) with mean pooling (chapters 07, 12).
 
 Where the weights come from, in order:
 

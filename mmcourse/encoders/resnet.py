@@ -1,7 +1,7 @@
 """ResNets built from block specs (data) and thin builders: CIFAR-style ResNet-20/56, ResNet-18 for 32×32 images,
 and a wrapper around torchvision's ImageNet ResNets with their pretrained weights.
 
-Chapter 4 builds them, counts their parameters and switches their shortcuts off (``plain=True``) to show the
+Chapter 5 builds them, counts their parameters and switches their shortcuts off (``plain=True``) to show the
 degradation problem; later chapters use them as image encoders (``[B, 3, H, W] -> [B, out_dim]``).
 """
 
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from mmcourse.encoders.image import check_image
+from mmcourse.encoders.checks import check_encoder_input
 from mmcourse.layers.residual import BasicBlock, Bottleneck, zero_init_last_bn
 
 BLOCKS: dict[str, type[nn.Module]] = {"basic": BasicBlock, "bottleneck": Bottleneck}
@@ -87,7 +87,7 @@ class ResNet(nn.Module):
 
     def feature_map(self, x: Tensor) -> Tensor:
         """The last stage's feature map ``[B, C, h, w]``."""
-        check_image(x, self.spec.in_channels, "ResNet encoder")
+        check_encoder_input(x, ("B", self.spec.in_channels, "H", "W"), "ResNet encoder", module=self)
         return self.blocks(self.stem(x))
 
     def tokens(self, x: Tensor) -> Tensor:
@@ -132,7 +132,7 @@ class TorchvisionResNet(nn.Module):
         self.out_dim = feat if out_dim is None else out_dim
 
     def feature_map(self, x: Tensor) -> Tensor:
-        check_image(x, 3, "torchvision ResNet encoder")
+        check_encoder_input(x, ("B", 3, "H", "W"), "torchvision ResNet encoder", module=self)
         n = self.net
         x = n.maxpool(n.relu(n.bn1(n.conv1(x))))
         return n.layer4(n.layer3(n.layer2(n.layer1(x))))

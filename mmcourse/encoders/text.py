@@ -1,6 +1,6 @@
 """Text encoders for captions ``[B, L]`` int64 (pad id 0): GRU/LSTM, a Transformer, and a small BERT.
 
-Chapter 05 trains the recurrent encoders (built on ``mmcourse.layers.rnn``), chapter 06 the Transformer (built
+Chapter 06 trains the recurrent encoders (built on ``mmcourse.layers.rnn``), chapter 07 the Transformer (built
 on ``mmcourse.layers.transformer``) and a config-built ``transformers`` BertModel. Every encoder maps ids to
 ``[B, out_dim]`` (``forward``) and to per-token features ``[B, L, out_dim]`` (``tokens``), treating id 0 as
 padding: padding never changes an encoding. Ids outside ``[0, vocab_size)`` raise a ``ValueError`` (checked
@@ -28,8 +28,8 @@ def check_token_ids(x: Tensor, vocab_size: int, who: str, max_len: int | None = 
     if max_len is not None and x.shape[1] > max_len:
         raise ValueError(f"{who}: sequence length {x.shape[1]} is longer than the positional table "
                          f"(max_len={max_len}); got ids of shape {list(x.shape)}")
-    if torch.compiler.is_compiling() or x.numel() == 0:
-        return
+    if torch.compiler.is_compiling() or x.numel() == 0 or x.device.type != "cpu":
+        return  # on a GPU, reading min/max would make the host wait every step; the embedding kernel asserts there
     lo, hi = int(x.min()), int(x.max())
     if lo < 0 or hi >= vocab_size:
         bad = lo if lo < 0 else hi

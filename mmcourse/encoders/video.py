@@ -1,6 +1,6 @@
 """Video encoders: a 3-D CNN and its (2+1)-D factorisation, ``[B, 3, T, H, W] -> [B, D]``, tokens over frames.
 
-Chapter 7 compares their parameter counts and shows that a video encoder — unlike an image encoder that sees
+Chapter 8 compares their parameter counts and shows that a video encoder — unlike an image encoder that sees
 one frame — recovers the motion of the world's objects. Time is never pooled, so ``tokens`` has one token
 per input frame.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from mmcourse.encoders.image import check_shape
+from mmcourse.encoders.checks import check_encoder_input
 
 
 def conv2plus1d_mid_channels(in_ch: int, out_ch: int, t: int = 3, d: int = 3) -> int:
@@ -55,7 +55,8 @@ class _VideoCNN(nn.Module):
 
     def feature_map(self, x: Tensor) -> Tensor:
         """``[B, 4*width, T, H/8, W/8]``."""
-        check_shape(x, ("B", self.in_channels, "T", "H", "W"), f"video encoder ({type(self).__name__})")
+        check_encoder_input(x, ("B", self.in_channels, "T", "H", "W"), f"video encoder ({type(self).__name__})",
+                            module=self, layers=self.features)
         if x.shape[2] < 2:
             raise ValueError(f"video encoder needs at least 2 frames to see motion, got {list(x.shape)}")
         return self.features(x)

@@ -1,4 +1,4 @@
-"""Fusion modules: ``{modality: [B, D_m]}`` (or tokens) plus ``present`` → ``[B, D_fused]`` (chapter 8)."""
+"""Fusion modules: ``{modality: [B, D_m]}`` (or tokens) plus ``present`` → ``[B, D_fused]`` (chapter 9)."""
 
 from mmcourse.fusion.basic import ConcatFusion, IdentityFusion
 from mmcourse.fusion.cross_attention import CrossAttentionFusion

@@ -1,4 +1,4 @@
-"""The simplest fusions and the helpers every fusion shares (chapter 8; chapters 0 and 4–7 use ``IdentityFusion``).
+"""The simplest fusions and the helpers every fusion shares (chapter 9; chapters 0 and 5–8 use ``IdentityFusion``).
 
 - ``IdentityFusion``: a unimodal model's "fusion" — pass the one modality's features through.
 - ``ConcatFusion``: early/intermediate fusion by concatenation in sorted modality order (the source posts'
@@ -18,6 +18,8 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor, nn
 
+from mmcourse.batch import UnknownNameError, check_present
+
 
 def sorted_dims(dims: Mapping[str, int], who: str) -> dict[str, int]:
     """``dims`` sorted by modality name, checked: at least one modality, positive int widths."""
@@ -33,15 +35,27 @@ def check_feats(feats: Mapping[str, Tensor], dims: Mapping[str, int], who: str, 
     """Check modality names and widths; return one of the given tensors (for batch size/device/dtype)."""
     unknown = sorted(set(feats) - set(dims))
     if unknown:
-        raise KeyError(f"{who} got modalities {unknown} it was not built for; known: {list(dims)}")
+        raise UnknownNameError(f"{who} got modalities {unknown} it was not built for; known: {list(dims)}")
     if not feats:
         raise ValueError(f"{who} got no modality at all; it expects some of {list(dims)}")
+    sizes = {}
     for m in sorted(feats):
         x, d = feats[m], dims[m]
+        if not isinstance(x, Tensor):
+            raise TypeError(f"{who}: features of {m!r} must be a tensor, got {type(x).__name__}")
+        sizes[m] = int(x.shape[0]) if x.dim() else 0
         ok_rank = x.dim() in ((2, 3) if tokens else (2,))
         if not ok_rank or x.shape[-1] != d:
             want = f"[B, {d}] or [B, L, {d}]" if tokens else f"[B, {d}]"
             raise ValueError(f"{who} expected {m} features of shape {want}, got {tuple(x.shape)}")
+        if not x.is_floating_point():
+            raise TypeError(f"{who}: {m} features must be floating point, got {x.dtype}")
+    if len(set(sizes.values())) > 1:
+        raise ValueError(f"{who}: modalities have different batch sizes {sizes}; every modality needs the same "
+                         "samples in the same order")
+    if len({x.device for x in feats.values()}) > 1:
+        raise ValueError(f"{who}: features live on different devices "
+                         f"{ {m: str(x.device) for m, x in feats.items()} }")
     return feats[sorted(feats)[0]]
 
 
@@ -49,15 +63,14 @@ def presence(feats: Mapping[str, Tensor], present: Mapping[str, Tensor] | None, 
     """Float ``[B, M]`` mask over ``names`` (sorted): 0 where a key is absent or ``present[m]`` is False."""
     ref = feats[sorted(feats)[0]]
     b = ref.shape[0]
+    if present is not None:  # bool [B] masks of known modalities, on the features' device
+        check_present(present, names, batch=b, device=ref.device)
     cols = []
     for m in names:
         if m not in feats:
             cols.append(ref.new_zeros(b))
         elif present is not None and m in present:
-            p = present[m]
-            if p.shape != (b,):
-                raise ValueError(f"present[{m!r}] must be a bool tensor of shape [{b}], got {tuple(p.shape)}")
-            cols.append(p.to(device=ref.device, dtype=ref.dtype))
+            cols.append(present[m].to(dtype=ref.dtype))
         else:
             cols.append(ref.new_ones(b))
     return torch.stack(cols, dim=1)  # [B, M]
@@ -90,7 +103,10 @@ class IdentityFusion(nn.Module):
         if len(feats) != 1:
             raise ValueError(f"IdentityFusion takes exactly one modality, got {sorted(feats)}; "
                              "use a real fusion (e.g. ConcatFusion) for several")
-        return next(iter(feats.values()))
+        x = next(iter(feats.values()))
+        if present is not None:
+            check_present(present, feats, batch=int(x.shape[0]), device=x.device)
+        return x
 
 
 class ConcatFusion(nn.Module):

@@ -1,4 +1,4 @@
-"""Cross-modal attention fusion in the style of MulT (Tsai et al. 2019) (chapter 8).
+"""Cross-modal attention fusion in the style of MulT (Tsai et al. 2019) (chapter 9).
 
 ``uses_tokens = True``: ``MultimodalModel`` hands this fusion each encoder's ``tokens(x)`` ``[B, L_m, D_m]``
 instead of pooled features (a ``[B, D_m]`` input counts as a single token). For every target modality ``t``,
@@ -7,8 +7,11 @@ can look for the caption word or the sound frame that explains it. A block is pr
 feed-forward layer, both residual; the target's updated tokens are averaged, and the per-target vectors are
 concatenated in sorted order (``out_dim = dim * M``).
 
-Missing modalities: a missing source is masked out of the keys; a learned ``[NULL]`` key is always present, so
-a target whose sources are all missing attends to it alone; a missing target contributes zeros.
+Missing modalities: a missing source is masked out of the keys, and a learned ``[NULL]`` key is always there
+("nothing here worth reading"). A target whose sources are *all* missing attends to its own tokens (and the
+null key) instead: attending to the null key alone would give every such sample the same attention output, and
+a model trained with both modalities then sees a nearly constant vector and guesses (chance accuracy with one
+modality missing). A missing target contributes zeros.
 """
 
 from __future__ import annotations
@@ -65,8 +68,9 @@ class CrossAttentionFusion(nn.Module):
 
     def forward(self, feats: Mapping[str, Tensor], present: Mapping[str, Tensor] | None = None,
                 need_weights: bool = False) -> Tensor | tuple[Tensor, dict[str, Tensor]]:
-        """Fused ``[B, dim * M]``; with ``need_weights`` also ``{target: attention [B, L_t, 1 + sum L_s]}``
-        (key 0 is ``[NULL]``, then the other modalities' tokens in sorted order)."""
+        """Fused ``[B, dim * M]``; with ``need_weights`` also ``{target: attention [B, L_t, 1 + sum L_s + L_t]}``
+        (key 0 is ``[NULL]``, then the other modalities' tokens in sorted order, then the target's own tokens,
+        which get weight only in samples where every other modality is missing)."""
         check_feats(feats, self.dims, "CrossAttentionFusion", tokens=True)
         names = list(self.dims)
         mask = presence(feats, present, names)  # [B, M]
@@ -84,10 +88,14 @@ class CrossAttentionFusion(nn.Module):
                 outs.append(ref.new_zeros(b, self.dim))
                 continue
             ctx, keep = [null], [mask.new_ones(b, 1)]
+            sources = mask.new_zeros(b, 1)  # [B, 1]: how many other modalities each sample has
             for i, s in enumerate(names):
                 if s != t and s in toks:
                     ctx.append(toks[s])
                     keep.append(mask[:, i:i + 1].expand(b, toks[s].shape[1]))
+                    sources = sources + mask[:, i:i + 1]
+            ctx.append(toks[t])  # a target with no source present attends to its own tokens instead
+            keep.append((sources == 0).to(mask.dtype).expand(b, toks[t].shape[1]))
             h, w = self.blocks[t](toks[t], torch.cat(ctx, 1), torch.cat(keep, 1) > 0, need_weights)
             outs.append(h.mean(1) * mask[:, j:j + 1])  # [B, dim], zero where the target is missing
             if need_weights:

@@ -1,4 +1,4 @@
-"""Modality dropout inside the model: hide whole modalities of random samples while training (chapter 8).
+"""Modality dropout inside the model: hide whole modalities of random samples while training (chapter 9).
 
 A model trained with every modality always present learns to lean on the strongest one and falls apart when
 it is missing at test time. Modality dropout hides each modality of each training sample with probability
@@ -12,26 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import torch
 from torch import Tensor, nn
 
+from mmcourse.batch import keep_mask, present_matrix
 
-def keep_mask(batch: int, n_modalities: int, p: float, *, available: Tensor | None = None,
-              device: torch.device | str | None = None, generator: torch.Generator | None = None) -> Tensor:
-    """Bool ``[B, M]``: each available entry kept with probability ``1 - p``, at least one kept per row.
-
-    ``available`` (bool ``[B, M]``, default all True) marks modalities that are there at all; a row with none
-    available stays all False.
-    """
-    if not 0.0 <= p < 1.0:
-        raise ValueError(f"modality dropout probability must be in [0, 1), got {p}")
-    if available is None:
-        available = torch.ones(batch, n_modalities, dtype=torch.bool, device=device)
-    u = torch.rand(batch, n_modalities, device=available.device, generator=generator)
-    keep = (u >= p) & available
-    # rows that lost everything get back one available modality, chosen at random
-    rescue = torch.nn.functional.one_hot(torch.where(available, u, -1.0).argmax(1), n_modalities).bool()
-    return torch.where(keep.any(1, keepdim=True), keep, rescue & available)
+__all__ = ["ModalityDropout", "keep_mask"]
 
 
 class ModalityDropout(nn.Module):
@@ -54,7 +39,6 @@ class ModalityDropout(nn.Module):
         names = sorted(feats)
         ref = feats[names[0]]
         old = present or {}
-        avail = torch.stack([old[m].to(ref.device, torch.bool) if m in old
-                             else torch.ones(ref.shape[0], dtype=torch.bool, device=ref.device) for m in names], 1)
+        avail = present_matrix(names, old, ref.shape[0], ref.device)  # [B, M]
         keep = keep_mask(ref.shape[0], len(names), self.p, available=avail)  # [B, M]
         return self.fusion(feats, {**old, **{m: keep[:, j] for j, m in enumerate(names)}})

@@ -1,4 +1,4 @@
-"""Gated fusion: a gated multimodal unit (GMU, Arevalo et al. 2017) for any number of modalities (chapter 8).
+"""Gated fusion: a gated multimodal unit (GMU, Arevalo et al. 2017) for any number of modalities (chapter 9).
 
 Where weighted fusion learns one weight per modality for the whole data set, a gate looks at the sample:
 ``h_m = tanh(W_m x_m)`` and ``g = softmax_m(U [x_1; ...; x_M])`` per feature, so each sample (and each output

@@ -1,4 +1,4 @@
-"""Build a fusion module by name: ``build_fusion("gated", {"image": 64, "text": 64}, dim=64)`` (chapter 8).
+"""Build a fusion module by name: ``build_fusion("gated", {"image": 64, "text": 64}, dim=64)`` (chapter 9).
 
 Late fusion is not a fusion module — each modality keeps its own heads and their logits are combined — so it
 lives in ``mmcourse.models.LateFusionModel``; ``compare_fusions`` accepts the name ``"late"`` for it.

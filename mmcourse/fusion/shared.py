@@ -1,4 +1,4 @@
-"""Weight sharing across branches: one encoder applied to several inputs of the same modality (chapter 8).
+"""Weight sharing across branches: one encoder applied to several inputs of the same modality (chapter 9).
 
 The source posts share weights between branches that see the same kind of data (two images of a pair, a
 query and a candidate caption). With ``MultimodalModel`` this needs no new machinery: put the *same* encoder

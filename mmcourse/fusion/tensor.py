@@ -1,4 +1,4 @@
-"""Tensor fusion (Zadeh et al. 2017) and low-rank tensor fusion (Liu et al. 2018) (chapter 8).
+"""Tensor fusion (Zadeh et al. 2017) and low-rank tensor fusion (Liu et al. 2018) (chapter 9).
 
 Tensor fusion appends a constant 1 to each modality's features, ``z_m = [x_m; 1]``, and takes the outer
 product ``z_1 ⊗ z_2 ⊗ ... ⊗ z_M`` (flattened, ``prod(D_m + 1)`` numbers). Because of the 1s the product holds

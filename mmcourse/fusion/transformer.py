@@ -1,8 +1,8 @@
-"""A Transformer over one token per modality (chapter 8).
+"""A Transformer over one token per modality (chapter 9).
 
 Each modality's pooled features are projected to a common width and become one token, tagged with a learned
 modality embedding; a learned ``[FUSE]`` token joins them, a few Transformer blocks (the course's own
-``TransformerBlock`` from chapter 6) let every token attend to every other, and the final states — the
+``TransformerBlock`` from chapter 7) let every token attend to every other, and the final states — the
 ``[FUSE]`` token's and each modality's — are the fused vector. Missing modalities are masked out of
 attention (and their output slots zeroed); the ``[FUSE]`` token is never masked, so a sample with every
 modality missing still gets a finite output.

@@ -1,4 +1,4 @@
-"""Weighted fusion (the source posts' "加权融合"), and gated fusion's simpler cousin (chapter 8).
+"""Weighted fusion (the source posts' "加权融合"), and gated fusion's simpler cousin (chapter 9).
 
 Each modality is projected to a common width ``dim`` and the projections are summed with learned weights
 ``softmax(w)``. The source posts say the weights need a model "trained in advance"; they do not — the weights

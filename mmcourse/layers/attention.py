@@ -1,6 +1,6 @@
 """Attention from scratch: scaled dot-product attention with padding/causal masks, and multi-head attention.
 
-Chapter 06 writes these and compares them with ``F.scaled_dot_product_attention`` and ``nn.MultiheadAttention``.
+Chapter 07 writes these and compares them with ``F.scaled_dot_product_attention`` and ``nn.MultiheadAttention``.
 Mask convention (the course's, as in the multimodal contract): a boolean mask is True where a position takes
 part (a real token), so a caption's mask is simply ``text != 0``. Note ``nn.MultiheadAttention`` uses the
 opposite convention for ``key_padding_mask`` (True = ignore); pass ``~key_mask`` there.
@@ -86,6 +86,43 @@ def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, attn_mask: Ten
     return (out, w) if return_weights else out
 
 
+def fused_attention(q: Tensor, k: Tensor, v: Tensor, attn_mask: Tensor | None = None,
+                    key_mask: Tensor | None = None, is_causal: bool = False, dropout_p: float = 0.0) -> Tensor:
+    """:func:`scaled_dot_product_attention` through torch's fused kernel ``F.scaled_dot_product_attention``
+    (flash / memory-efficient attention on a GPU): the same masks and the same result, without materialising
+    the weights. ``q``, ``k``, ``v`` are ``[B, h, L, E]``. A query with no key allowed gets a zero output (as
+    in the explicit version), not the kernel's NaN: such rows attend everywhere, then are zeroed.
+    """
+    if attn_mask is None and key_mask is None:
+        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=is_causal)
+    Lq, Lk = q.shape[-2], k.shape[-2]
+    allowed: Tensor | None = None
+    bias: Tensor | None = None
+    if attn_mask is not None:
+        if attn_mask.dtype == torch.bool:
+            allowed = attn_mask
+        else:
+            bias = attn_mask.to(q.dtype)
+    if key_mask is not None:
+        if key_mask.dim() != 2 or tuple(key_mask.shape) != (q.shape[0], Lk):
+            raise ValueError(f"key_mask must have shape [B, Lk] = {(q.shape[0], Lk)} (True = real token), "
+                             f"got {tuple(key_mask.shape)}")
+        km = key_mask.to(torch.bool).reshape(q.shape[0], *([1] * (q.dim() - 3)), 1, Lk)  # [B, 1, 1, Lk]
+        allowed = km if allowed is None else allowed & km
+    if is_causal:
+        cm = causal_mask(max(Lq, Lk), q.device)[:Lq, :Lk]
+        allowed = cm if allowed is None else allowed & cm
+    dead = None
+    if allowed is not None:
+        dead = ~allowed.any(-1, keepdim=True)  # [..., Lq, 1]: queries with no key to attend to
+        allowed = allowed | dead
+        mask = allowed if bias is None else bias.masked_fill(~allowed, float("-inf"))
+    else:
+        mask = bias
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
+    return out if dead is None else out.masked_fill(dead, 0.0)
+
+
 class MultiHeadAttention(nn.Module):
     """Multi-head attention equal to ``nn.MultiheadAttention(dim, heads, batch_first=True)`` with copied weights.
 
@@ -93,13 +130,17 @@ class MultiHeadAttention(nn.Module):
     ``ours.load_state_dict(theirs.state_dict())`` works. ``forward(query, key=None, value=None, key_mask=None,
     attn_mask=None, is_causal=False, need_weights=False)`` returns ``(out [B, Lq, D], weights or None)``;
     the weights are averaged over heads ``[B, Lq, Lk]`` like torch's default.
+
+    ``fused=True`` asks for speed: the attention runs through :func:`fused_attention` (torch's
+    ``F.scaled_dot_product_attention`` kernel) whenever the weights are not requested; the result equals the
+    explicit version (the tests check it, with masks). The default keeps the explicit maths the chapter builds.
     """
 
-    def __init__(self, dim: int, heads: int, dropout: float = 0.0, bias: bool = True):
+    def __init__(self, dim: int, heads: int, dropout: float = 0.0, bias: bool = True, fused: bool = False):
         super().__init__()
         if dim % heads != 0:
             raise ValueError(f"dim={dim} must be divisible by heads={heads}")
-        self.dim, self.heads, self.dropout = dim, heads, dropout
+        self.dim, self.heads, self.dropout, self.fused = dim, heads, dropout, fused
         self.head_dim = dim // heads
         self.in_proj_weight = nn.Parameter(torch.empty(3 * dim, dim))
         self.in_proj_bias = nn.Parameter(torch.zeros(3 * dim)) if bias else None
@@ -126,8 +167,12 @@ class MultiHeadAttention(nn.Module):
         k = self._split(F.linear(key, w_k, b_k))
         v = self._split(F.linear(value, w_v, b_v))
         p = self.dropout if self.training else 0.0
-        out, w = scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, key_mask=key_mask,
-                                              is_causal=is_causal, dropout_p=p, return_weights=True)
+        if self.fused and not need_weights:
+            out, w = fused_attention(q, k, v, attn_mask=attn_mask, key_mask=key_mask, is_causal=is_causal,
+                                     dropout_p=p), None
+        else:
+            out, w = scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, key_mask=key_mask,
+                                                  is_causal=is_causal, dropout_p=p, return_weights=True)
         B, _, Lq, _ = out.shape
         out = self.out_proj(out.transpose(1, 2).reshape(B, Lq, self.dim))  # [B, Lq, D]
-        return out, (w.mean(1) if need_weights else None)
+        return out, (w.mean(1) if need_weights and w is not None else None)

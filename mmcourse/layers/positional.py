@@ -1,4 +1,4 @@
-"""Positional encodings: the fixed sinusoidal table of Vaswani et al. and a learned table (chapter 06).
+"""Positional encodings: the fixed sinusoidal table of Vaswani et al. and a learned table (chapter 07).
 
 Attention is blind to order; adding a position vector to each token embedding tells the model where a token
 sits. Both modules map ``x [B, L, D]`` to ``x + pe[:L]`` and refuse sequences longer than their table.

@@ -1,6 +1,6 @@
 """Residual blocks: the basic (two 3×3 convs) and bottleneck (1×1, 3×3, 1×1) blocks with projection shortcuts.
 
-Chapter 4 builds ResNets from these blocks (``mmcourse.encoders.resnet``) and switches the skip connection
+Chapter 5 builds ResNets from these blocks (``mmcourse.encoders.resnet``) and switches the skip connection
 off with ``plain=True`` to reproduce the degradation problem: the same layers, without the identity path.
 
 A block computes ``relu(F(x) + S(x))`` where ``F`` is the residual branch and ``S`` the shortcut: the identity

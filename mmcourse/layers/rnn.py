@@ -1,4 +1,4 @@
-"""Recurrent layers from scratch: RNN, LSTM and GRU cells and multi-layer, bidirectional wrappers (chapter 05).
+"""Recurrent layers from scratch: RNN, LSTM and GRU cells and multi-layer, bidirectional wrappers (chapter 06).
 
 The wrappers name their parameters exactly as ``nn.RNN``/``nn.LSTM``/``nn.GRU`` do (``weight_ih_l0``,
 ``bias_hh_l1_reverse``, ...), so ``ours.load_state_dict(theirs.state_dict())`` copies weights and the two agree.

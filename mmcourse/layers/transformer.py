@@ -1,4 +1,4 @@
-"""A pre-norm Transformer encoder block built from the course's multi-head attention (chapter 06).
+"""A pre-norm Transformer encoder block built from the course's multi-head attention (chapter 07).
 
 ``x = x + attn(norm1(x)); x = x + mlp(norm2(x))``. Normalising before each sub-layer keeps the residual path an
 identity, which trains stably without warm-up tricks. Sub-modules are named like ``nn.TransformerEncoderLayer``
