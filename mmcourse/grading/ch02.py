@@ -1,4 +1,9 @@
-"""Hidden tests of chapter 2's exercises (``solutions/02_softmax.ipynb``): log-softmax, cross-entropy, ECE."""
+"""Hidden tests of chapter 2's exercises (``solutions/02_softmax.ipynb``): log-softmax, cross-entropy, ECE.
+
+As the tasks say, the log-softmax may not call torch's softmax, log-softmax or logsumexp (in any spelling:
+``torch.``, ``F.``, a tensor method, ``torch.special``), and the cross-entropy uses the learner's own
+log-softmax, not ``F.cross_entropy``, ``F.nll_loss`` or torch's log-softmax.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +16,13 @@ from mmcourse.analysis.calibration import expected_calibration_error
 from mmcourse.grading.ch01 import assert_tensor_close
 from mmcourse.grading.registry import register
 
+SOFTMAXES = ("log_softmax", "_log_softmax", "softmax", "_softmax", "logsumexp", "special_log_softmax",
+             "special_softmax", "special_logsumexp")
+
 
 @register("02.log_softmax", points=1,
-          hint="subtract the row maximum first: (x - m) - log(sum(exp(x - m)))", timeout=20)
+          hint="subtract the row maximum first: (x - m) - log(sum(exp(x - m)))", timeout=20,
+          forbid=SOFTMAXES, forbid_note="compute it from x.amax, torch.exp, .sum and torch.log")
 def _log_softmax(fn: Any) -> None:
     g = torch.Generator().manual_seed(0)
     for dim, x in [(-1, torch.randn(4, 6, generator=g)), (0, torch.randn(5, 3, generator=g)),
@@ -24,7 +33,8 @@ def _log_softmax(fn: Any) -> None:
 
 
 @register("02.cross_entropy", points=2,
-          hint="mean over non-ignored rows of -(1-eps) log p[y] - eps/C * sum_c log p[c]", timeout=20)
+          hint="mean over non-ignored rows of -(1-eps) log p[y] - eps/C * sum_c log p[c]", timeout=20,
+          forbid=("cross_entropy", "nll_loss", *SOFTMAXES), forbid_note="use your own log_softmax")
 def _cross_entropy(fn: Any) -> None:
     g = torch.Generator().manual_seed(1)
     for eps in (0.0, 0.1, 0.3):

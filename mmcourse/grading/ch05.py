@@ -1,7 +1,6 @@
-"""Hidden tests of chapter 5's exercises (recurrent encoders): a GRU cell, an LSTM cell, masked mean pooling.
+"""Hidden tests of chapter 5's exercises (residual networks): a basic block, its shortcut, counting parameters.
 
-The learner's notebook is ``solutions/05_recurrent_encoders.ipynb`` (``exercises/`` holds the blank copy).
-Every test compares with PyTorch's own cell (``nn.GRUCell``, ``nn.LSTMCell``) given the same weights.
+The learner's notebook is ``solutions/05_residual_networks.ipynb`` (``exercises/`` holds the blank copy).
 """
 
 from __future__ import annotations
@@ -10,75 +9,94 @@ import torch
 from torch import nn
 
 from mmcourse.grading.registry import register
+from mmcourse.layers.residual import BasicBlock
 
 
-def _weights(cell: nn.Module) -> tuple:
-    return cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh
-
-
-def _inputs(hidden: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _random_block(in_ch: int, out_ch: int, stride: int, seed: int) -> BasicBlock:
+    """A block in eval mode with non-trivial batch-norm statistics, so a missing BN shows."""
     g = torch.Generator().manual_seed(seed)
-    return torch.randn(3, 5, generator=g, dtype=torch.double), torch.randn(3, hidden, generator=g, dtype=torch.double)
+    torch.manual_seed(seed)
+    b = BasicBlock(in_ch, out_ch, stride)
+    for m in b.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.3)
+            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+            m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+            m.bias.data.copy_(torch.randn(m.num_features, generator=g) * 0.2)
+    return b.eval()
 
 
-@register("05.gru_cell", points=2, timeout=30,
-          hint="split W_ih x + b_ih and W_hh h + b_hh into (r, z, n) parts with .chunk(3, -1); "
-               "n = tanh(x_n + r * h_n); h' = (1 - z) * n + z * h")
-def _gru_cell(fn):
-    for hidden, seed in ((4, 0), (7, 1)):
-        torch.manual_seed(seed)
-        cell = nn.GRUCell(5, hidden).double()
-        x, h = _inputs(hidden, seed)
+@register("05.basic_block", points=2, timeout=30,
+          hint="out = bn2(conv2(relu(bn1(conv1(x))))); return relu(out + shortcut(x))")
+def _basic_block(fn):
+    for in_ch, out_ch, stride in ((4, 4, 1), (4, 8, 2)):
+        b = _random_block(in_ch, out_ch, stride, seed=in_ch + out_ch)
+        x = torch.randn(2, in_ch, 8, 8, generator=torch.Generator().manual_seed(1))
         with torch.no_grad():
-            got = fn(x, h, *_weights(cell))
-            want = cell(x, h)
-        assert isinstance(got, torch.Tensor), f"return a tensor h' of shape [B, H], got {type(got).__name__}"
-        assert tuple(got.shape) == tuple(want.shape), f"h' has shape {tuple(got.shape)}, expected {tuple(want.shape)}"
+            got = fn(x, b.conv1, b.bn1, b.conv2, b.bn2, b.shortcut)
+            want = b(x)
+        assert isinstance(got, torch.Tensor), f"return a tensor, got {type(got).__name__}"
+        assert got.shape == want.shape, f"output shape {tuple(got.shape)}, expected {tuple(want.shape)}"
+        if torch.allclose(got, torch.relu(b.residual(x)), atol=1e-5):
+            raise AssertionError("the output ignores the shortcut: add shortcut(x) before the last ReLU")
+        where = f"in={in_ch}, out={out_ch}, stride={stride}"
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4,
+                                   msg=lambda m, where=where: f"block output differs ({where}): {m}")
+
+
+SHORTCUT_CASES = ((8, 8, 1), (8, 16, 2), (8, 16, 1), (8, 8, 2))
+
+
+def probe_shortcut(make, cases) -> list[dict]:
+    """Build each shortcut, run it (eval mode) on a fixed input, and report its structure (beside the answer)."""
+    x = torch.randn(2, 8, 8, 8, generator=torch.Generator().manual_seed(0))
+    seen = []
+    for in_ch, out_ch, stride in cases:
+        m = make(in_ch, out_ch, stride)
+        if not isinstance(m, nn.Module):
+            seen.append({"type": type(m).__name__})
+            continue
+        m.eval()
         with torch.no_grad():
-            w_ih, w_hh, b_ih, b_hh = _weights(cell)
-            gi, gh = x @ w_ih.T + b_ih, h @ w_hh.T + b_hh
-            r, z = torch.sigmoid(gi[:, :hidden] + gh[:, :hidden]), torch.sigmoid(gi[:, hidden:2 * hidden]
-                                                                                 + gh[:, hidden:2 * hidden])
-            n = torch.tanh(gi[:, 2 * hidden:] + r * gh[:, 2 * hidden:])
-            if torch.allclose(got, z * n + (1 - z) * h, atol=1e-6):
-                raise AssertionError("z and 1 - z are swapped: torch keeps the old state with z, h' = (1-z)*n + z*h")
-        torch.testing.assert_close(got, want, msg=lambda m: f"your GRU cell differs from nn.GRUCell: {m}")
+            y = m(x)
+        convs = [c for c in m.modules() if isinstance(c, nn.Conv2d)]
+        seen.append({"type": "module", "n_params": sum(p.numel() for p in m.parameters()), "out": y,
+                     "convs": [{"kernel": list(c.kernel_size), "stride": list(c.stride), "bias": c.bias is not None}
+                               for c in convs],
+                     "bn": any(isinstance(b, nn.BatchNorm2d) for b in m.modules())})
+    return seen
 
 
-@register("05.lstm_cell", points=2, timeout=30,
-          hint="gates = W_ih x + b_ih + W_hh h + b_hh; i, f, g, o = gates.chunk(4, -1); "
-               "c' = σ(f)·c + σ(i)·tanh(g); h' = σ(o)·tanh(c')")
-def _lstm_cell(fn):
-    for hidden, seed in ((4, 0), (6, 2)):
-        torch.manual_seed(seed)
-        cell = nn.LSTMCell(5, hidden).double()
-        x, h = _inputs(hidden, seed)
-        c = torch.randn_like(h)
-        with torch.no_grad():
-            got = fn(x, (h, c), *_weights(cell))
-            want_h, want_c = cell(x, (h, c))
-        assert isinstance(got, tuple) and len(got) == 2, "return the pair (h', c')"
-        got_h, got_c = got
-        if torch.allclose(got_c, want_h, atol=1e-6) and torch.allclose(got_h, want_c, atol=1e-6):
-            raise AssertionError("you returned (c', h'); return (h', c') in that order")
-        torch.testing.assert_close(got_c, want_c, msg=lambda m: f"the new cell state c' differs: {m}")
-        torch.testing.assert_close(got_h, want_h, msg=lambda m: f"the new hidden state h' differs: {m}")
+@register("05.projection_shortcut", points=2,
+          hint="nn.Identity() when stride == 1 and in_ch == out_ch, else nn.Sequential(1×1 conv with stride, BN)",
+          timeout=30)
+def _projection_shortcut(fn):
+    x = torch.randn(2, 8, 8, 8, generator=torch.Generator().manual_seed(0))
+    seen = fn.probe(probe_shortcut, SHORTCUT_CASES)
+    for (in_ch, out_ch, stride), s in zip(SHORTCUT_CASES, seen):
+        assert s["type"] == "module", f"return an nn.Module, got {s['type']}"
+        call = f"make_shortcut({in_ch}, {out_ch}, {stride})"
+        if in_ch == out_ch and stride == 1:
+            assert s["n_params"] == 0, f"{call}: when the shape is kept the shortcut needs no parameters"
+            torch.testing.assert_close(s["out"], x, msg=lambda m: f"same-shape shortcut must be the identity: {m}")
+            continue
+        want = (2, out_ch, 8 // stride, 8 // stride)
+        assert tuple(s["out"].shape) == want, f"{call} gives {tuple(s['out'].shape)}, expected {want}"
+        assert len(s["convs"]) == 1 and s["convs"][0]["kernel"] == [1, 1], f"{call}: a projection is one 1×1 conv"
+        assert s["convs"][0]["stride"] == [stride, stride], f"{call}: the 1×1 conv needs stride {stride}"
+        assert not s["convs"][0]["bias"], f"{call}: the conv needs no bias: the batch norm after it has one"
+        assert s["bn"], f"{call}: follow the 1×1 conv with a BatchNorm2d"
 
 
-@register("05.masked_mean", points=2, timeout=30,
-          hint="multiply by mask[..., None], sum over L, divide by the number of real tokens clamped to >= 1")
-def _masked_mean(fn):
-    g = torch.Generator().manual_seed(0)
-    h = torch.randn(4, 6, 3, generator=g)
-    lengths = torch.tensor([6, 2, 1, 4])
-    mask = torch.arange(6)[None] < lengths[:, None]
-    got = fn(h, mask)
-    assert isinstance(got, torch.Tensor), f"return a tensor [B, D], got {type(got).__name__}"
-    assert tuple(got.shape) == (4, 3), f"the result has shape {tuple(got.shape)}, expected (4, 3) = [B, D]"
-    want = torch.stack([h[i, : int(n)].mean(0) for i, n in enumerate(lengths)])
-    if torch.allclose(got, h.mean(1), atol=1e-6):
-        raise AssertionError("this is the mean over all positions: padded positions must not count")
-    torch.testing.assert_close(got, want, msg=lambda m: f"masked mean differs from the mean over real tokens: {m}")
-    empty = fn(h[:1], torch.zeros(1, 6, dtype=torch.bool))
-    assert torch.isfinite(empty).all() and torch.all(empty == 0), \
-        "a caption with no real token must give zeros, not NaN (clamp the count to at least 1)"
+@register("05.count_params", points=1, hint="sum p.numel() over model.parameters() whose requires_grad is True",
+          timeout=30)
+def _count_params(fn):
+    lin = nn.Linear(10, 5)  # 55
+    model = nn.Sequential(lin, nn.ReLU(), nn.Linear(5, 3), nn.BatchNorm1d(3))  # 55 + 18 + 6 = 79
+    got = fn(model)
+    assert got == 79, f"count_params of Linear(10,5), Linear(5,3), BatchNorm1d(3) should be 79, got {got}"
+    lin.weight.requires_grad_(False)
+    got = fn(model)
+    assert got == 29, f"frozen parameters (requires_grad=False) do not count: expected 29, got {got}"
+    shared = nn.Sequential(lin, lin)  # the same layer twice has its parameters once
+    assert fn(shared) == 5, f"a module used twice counts once (model.parameters() deduplicates), got {fn(shared)}"

@@ -1,80 +1,84 @@
-"""Hidden tests of chapter 6's exercises (Transformer encoders): attention, the causal mask, sinusoidal positions.
+"""Hidden tests of chapter 6's exercises (recurrent encoders): a GRU cell, an LSTM cell, masked mean pooling.
 
-The learner's notebook is ``solutions/06_transformer_encoders.ipynb`` (``exercises/`` holds the blank copy).
-Attention is compared with ``F.scaled_dot_product_attention``; the table with the formula of Vaswani et al.
+The learner's notebook is ``solutions/06_recurrent_encoders.ipynb`` (``exercises/`` holds the blank copy).
+Every test compares with PyTorch's own cell (``nn.GRUCell``, ``nn.LSTMCell``) given the same weights.
 """
 
 from __future__ import annotations
 
-import math
-
 import torch
-import torch.nn.functional as F
+from torch import nn
 
 from mmcourse.grading.registry import register
-from mmcourse.layers.positional import sinusoidal_table
 
 
-def _qkv(seed: int, lq: int = 5, lk: int = 6) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _weights(cell: nn.Module) -> tuple:
+    return cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh
+
+
+def _inputs(hidden: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
-    mk = lambda L: torch.randn(2, 3, L, 8, generator=g, dtype=torch.double)  # [B, heads, L, d]
-    return mk(lq), mk(lk), mk(lk)
+    return torch.randn(3, 5, generator=g, dtype=torch.double), torch.randn(3, hidden, generator=g, dtype=torch.double)
 
 
-@register("06.sdpa", points=2, timeout=30,
-          hint="scores = q @ k.transpose(-2, -1) / sqrt(d); masked_fill(~mask, -inf); softmax over the last "
-               "dim; @ v")
-def _sdpa(fn):
-    q, k, v = _qkv(0)
-    got = fn(q, k, v)
-    assert isinstance(got, torch.Tensor), f"return a tensor, got {type(got).__name__}"
-    want = F.scaled_dot_product_attention(q, k, v)
-    assert tuple(got.shape) == tuple(want.shape), f"output shape {tuple(got.shape)}, expected {tuple(want.shape)}"
-    unscaled = torch.softmax(q @ k.transpose(-2, -1), -1) @ v
-    if torch.allclose(got, unscaled, atol=1e-6):
-        raise AssertionError("the scores are not scaled: divide q @ k^T by sqrt(d), d = q.shape[-1]")
-    torch.testing.assert_close(got, want, msg=lambda m: f"attention without a mask differs: {m}")
-    real = torch.tensor([[True] * 6, [True, True, True, False, False, False]])
-    mask = real[:, None, None, :]  # [B, 1, 1, Lk]
-    torch.testing.assert_close(fn(q, k, v, mask), F.scaled_dot_product_attention(q, k, v, attn_mask=mask),
-                               msg=lambda m: f"with a padding mask (True = keep) the output differs: {m}")
-    q, k, v = _qkv(1, 4, 4)
-    causal = torch.ones(4, 4, dtype=torch.bool).tril()
-    torch.testing.assert_close(fn(q, k, v, causal), F.scaled_dot_product_attention(q, k, v, is_causal=True),
-                               msg=lambda m: f"with a causal mask the output differs: {m}")
+@register("06.gru_cell", points=2, timeout=30,
+          hint="split W_ih x + b_ih and W_hh h + b_hh into (r, z, n) parts with .chunk(3, -1); "
+               "n = tanh(x_n + r * h_n); h' = (1 - z) * n + z * h")
+def _gru_cell(fn):
+    for hidden, seed in ((4, 0), (7, 1)):
+        torch.manual_seed(seed)
+        cell = nn.GRUCell(5, hidden).double()
+        x, h = _inputs(hidden, seed)
+        with torch.no_grad():
+            got = fn(x, h, *_weights(cell))
+            want = cell(x, h)
+        assert isinstance(got, torch.Tensor), f"return a tensor h' of shape [B, H], got {type(got).__name__}"
+        assert tuple(got.shape) == tuple(want.shape), f"h' has shape {tuple(got.shape)}, expected {tuple(want.shape)}"
+        with torch.no_grad():
+            w_ih, w_hh, b_ih, b_hh = _weights(cell)
+            gi, gh = x @ w_ih.T + b_ih, h @ w_hh.T + b_hh
+            r, z = torch.sigmoid(gi[:, :hidden] + gh[:, :hidden]), torch.sigmoid(gi[:, hidden:2 * hidden]
+                                                                                 + gh[:, hidden:2 * hidden])
+            n = torch.tanh(gi[:, 2 * hidden:] + r * gh[:, 2 * hidden:])
+            if torch.allclose(got, z * n + (1 - z) * h, atol=1e-6):
+                raise AssertionError("z and 1 - z are swapped: torch keeps the old state with z, h' = (1-z)*n + z*h")
+        torch.testing.assert_close(got, want, msg=lambda m: f"your GRU cell differs from nn.GRUCell: {m}")
 
 
-@register("06.causal_mask", points=1, timeout=30,
-          hint="torch.ones(L, L, dtype=torch.bool).tril(): True on and below the diagonal")
-def _causal_mask(fn):
-    for length in (1, 4, 7):
-        m = fn(length)
-        assert isinstance(m, torch.Tensor), f"return a tensor, got {type(m).__name__}"
-        assert m.dtype == torch.bool, f"return a bool mask (True = may attend), got dtype {m.dtype}"
-        assert tuple(m.shape) == (length, length), f"causal_mask({length}) has shape {tuple(m.shape)}, " \
-                                                   f"expected ({length}, {length})"
-        want = torch.ones(length, length, dtype=torch.bool).tril()
-        if length > 1 and torch.equal(m, want.T):
-            raise AssertionError("the mask is transposed: row i (a query) may see columns j <= i (earlier keys)")
-        if length > 1 and torch.equal(m, want.tril(-1)):
-            raise AssertionError("a position must also attend to itself: include the diagonal")
-        assert torch.equal(m, want), f"causal_mask({length}) is wrong:\n{m.int()}\nexpected\n{want.int()}"
+@register("06.lstm_cell", points=2, timeout=30,
+          hint="gates = W_ih x + b_ih + W_hh h + b_hh; i, f, g, o = gates.chunk(4, -1); "
+               "c' = σ(f)·c + σ(i)·tanh(g); h' = σ(o)·tanh(c')")
+def _lstm_cell(fn):
+    for hidden, seed in ((4, 0), (6, 2)):
+        torch.manual_seed(seed)
+        cell = nn.LSTMCell(5, hidden).double()
+        x, h = _inputs(hidden, seed)
+        c = torch.randn_like(h)
+        with torch.no_grad():
+            got = fn(x, (h, c), *_weights(cell))
+            want_h, want_c = cell(x, (h, c))
+        assert isinstance(got, tuple) and len(got) == 2, "return the pair (h', c')"
+        got_h, got_c = got
+        if torch.allclose(got_c, want_h, atol=1e-6) and torch.allclose(got_h, want_c, atol=1e-6):
+            raise AssertionError("you returned (c', h'); return (h', c') in that order")
+        torch.testing.assert_close(got_c, want_c, msg=lambda m: f"the new cell state c' differs: {m}")
+        torch.testing.assert_close(got_h, want_h, msg=lambda m: f"the new hidden state h' differs: {m}")
 
 
-@register("06.sinusoidal_pe", points=2, timeout=30,
-          hint="pos [L, 1] times freq = exp(-ln(10000) * arange(0, D, 2) / D); even columns sin, odd columns cos")
-def _sinusoidal(fn):
-    for max_len, dim in ((10, 8), (50, 16)):
-        pe = fn(max_len, dim)
-        assert isinstance(pe, torch.Tensor), f"return a tensor, got {type(pe).__name__}"
-        assert tuple(pe.shape) == (max_len, dim), f"table shape {tuple(pe.shape)}, expected ({max_len}, {dim})"
-        want = sinusoidal_table(max_len, dim)
-        pe = pe.float()
-        if torch.allclose(pe[:, 0::2], want[:, 1::2], atol=1e-5):
-            raise AssertionError("sin and cos are swapped: even columns hold sin, odd columns cos")
-        halves = torch.cat([want[:, 0::2], want[:, 1::2]], dim=1)
-        if torch.allclose(pe, halves, atol=1e-5):
-            raise AssertionError("sines and cosines must interleave (sin in column 2i, cos in 2i+1), "
-                                 "not sit in two halves")
-        expect = f"pe[7, 2] should be sin(7 / 10000^(2/{dim})) = {math.sin(7 / 10000 ** (2 / dim)):.4f}"
-        torch.testing.assert_close(pe, want, atol=1e-5, rtol=1e-4, msg=lambda m, e=expect: f"{e}. {m}")
+@register("06.masked_mean", points=2, timeout=30,
+          hint="multiply by mask[..., None], sum over L, divide by the number of real tokens clamped to >= 1")
+def _masked_mean(fn):
+    g = torch.Generator().manual_seed(0)
+    h = torch.randn(4, 6, 3, generator=g)
+    lengths = torch.tensor([6, 2, 1, 4])
+    mask = torch.arange(6)[None] < lengths[:, None]
+    got = fn(h, mask)
+    assert isinstance(got, torch.Tensor), f"return a tensor [B, D], got {type(got).__name__}"
+    assert tuple(got.shape) == (4, 3), f"the result has shape {tuple(got.shape)}, expected (4, 3) = [B, D]"
+    want = torch.stack([h[i, : int(n)].mean(0) for i, n in enumerate(lengths)])
+    if torch.allclose(got, h.mean(1), atol=1e-6):
+        raise AssertionError("this is the mean over all positions: padded positions must not count")
+    torch.testing.assert_close(got, want, msg=lambda m: f"masked mean differs from the mean over real tokens: {m}")
+    empty = fn(h[:1], torch.zeros(1, 6, dtype=torch.bool))
+    assert torch.isfinite(empty).all() and torch.all(empty == 0), \
+        "a caption with no real token must give zeros, not NaN (clamp the count to at least 1)"

@@ -1,6 +1,7 @@
-"""Hidden tests of chapter 7's exercises (audio and video encoders): conv3d shapes, frame tokens, MFCCs.
+"""Hidden tests of chapter 7's exercises (Transformer encoders): attention, the causal mask, sinusoidal positions.
 
-The learner's notebook is ``solutions/07_audio_video_encoders.ipynb`` (``exercises/`` holds the blank copy).
+The learner's notebook is ``solutions/07_transformer_encoders.ipynb`` (``exercises/`` holds the blank copy).
+Attention is compared with ``F.scaled_dot_product_attention``; the table with the formula of Vaswani et al.
 """
 
 from __future__ import annotations
@@ -8,58 +9,72 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import nn
+import torch.nn.functional as F
 
 from mmcourse.grading.registry import register
+from mmcourse.layers.positional import sinusoidal_table
 
 
-@register("07.conv3d_output_shape", points=2,
-          hint="per axis: (size + 2*padding - kernel) // stride + 1; the channel axis becomes out_channels",
-          timeout=30)
-def _conv3d_output_shape(fn):
-    cases = [((2, 3, 8, 32, 32), 16, 3, 1, 1), ((1, 4, 9, 17, 15), 8, (3, 5, 5), (1, 2, 2), (1, 2, 2)),
-             ((3, 2, 4, 8, 8), 5, (1, 3, 3), (2, 1, 3), 0), ((1, 1, 5, 5, 5), 2, 5, 1, 0)]
-    for shape, out_ch, k, s, p in cases:
-        conv = nn.Conv3d(shape[1], out_ch, k, stride=s, padding=p, device="meta")
-        want = tuple(conv(torch.empty(shape, device="meta")).shape)
-        got = fn(shape, out_ch, k, s, p)
-        assert got is not None, "return a tuple (B, C_out, T_out, H_out, W_out)"
-        assert tuple(got) == want, (f"conv3d_output_shape({shape}, {out_ch}, kernel={k}, stride={s}, padding={p}) "
-                                    f"returned {tuple(got)}, nn.Conv3d gives {want}")
+def _qkv(seed: int, lq: int = 5, lk: int = 6) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    mk = lambda L: torch.randn(2, 3, L, 8, generator=g, dtype=torch.double)  # [B, heads, L, d]
+    return mk(lq), mk(lk), mk(lk)
 
 
-@register("07.temporal_pool", points=2, hint="average over the last two axes, then move channels last: [B, T, C]",
-          timeout=30)
-def _temporal_pool(fn):
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(2, 5, 4, 3, 6, generator=g)  # [B, C, T, H, W]
-    got = fn(x)
-    want = x.mean(dim=(3, 4)).transpose(1, 2)
+@register("07.sdpa", points=2, timeout=30,
+          hint="scores = q @ k.transpose(-2, -1) / sqrt(d); masked_fill(~mask, -inf); softmax over the last "
+               "dim; @ v")
+def _sdpa(fn):
+    q, k, v = _qkv(0)
+    got = fn(q, k, v)
     assert isinstance(got, torch.Tensor), f"return a tensor, got {type(got).__name__}"
-    assert tuple(got.shape) == (2, 4, 5), f"tokens of [B=2, C=5, T=4, H=3, W=6] are [2, 4, 5], got {list(got.shape)}"
-    torch.testing.assert_close(got, want, msg=lambda m: f"token t must be the spatial mean of frame t: {m}")
+    want = F.scaled_dot_product_attention(q, k, v)
+    assert tuple(got.shape) == tuple(want.shape), f"output shape {tuple(got.shape)}, expected {tuple(want.shape)}"
+    unscaled = torch.softmax(q @ k.transpose(-2, -1), -1) @ v
+    if torch.allclose(got, unscaled, atol=1e-6):
+        raise AssertionError("the scores are not scaled: divide q @ k^T by sqrt(d), d = q.shape[-1]")
+    torch.testing.assert_close(got, want, msg=lambda m: f"attention without a mask differs: {m}")
+    real = torch.tensor([[True] * 6, [True, True, True, False, False, False]])
+    mask = real[:, None, None, :]  # [B, 1, 1, Lk]
+    torch.testing.assert_close(fn(q, k, v, mask), F.scaled_dot_product_attention(q, k, v, attn_mask=mask),
+                               msg=lambda m: f"with a padding mask (True = keep) the output differs: {m}")
+    q, k, v = _qkv(1, 4, 4)
+    causal = torch.ones(4, 4, dtype=torch.bool).tril()
+    torch.testing.assert_close(fn(q, k, v, causal), F.scaled_dot_product_attention(q, k, v, is_causal=True),
+                               msg=lambda m: f"with a causal mask the output differs: {m}")
 
 
-def _dct_reference(logmel: torch.Tensor, n_mfcc: int) -> torch.Tensor:
-    n = logmel.shape[-2]
-    m = torch.arange(n, dtype=torch.float64)
-    k = torch.arange(n_mfcc, dtype=torch.float64)[:, None]
-    basis = torch.cos(math.pi * k * (m + 0.5) / n) * math.sqrt(2.0 / n)
-    basis[0] /= math.sqrt(2.0)
-    return torch.einsum("km,...mt->...kt", basis, logmel.double()).to(logmel.dtype)
+@register("07.causal_mask", points=1, timeout=30,
+          hint="torch.ones(L, L, dtype=torch.bool).tril(): True on and below the diagonal")
+def _causal_mask(fn):
+    for length in (1, 4, 7):
+        m = fn(length)
+        assert isinstance(m, torch.Tensor), f"return a tensor, got {type(m).__name__}"
+        assert m.dtype == torch.bool, f"return a bool mask (True = may attend), got dtype {m.dtype}"
+        assert tuple(m.shape) == (length, length), f"causal_mask({length}) has shape {tuple(m.shape)}, " \
+                                                   f"expected ({length}, {length})"
+        want = torch.ones(length, length, dtype=torch.bool).tril()
+        if length > 1 and torch.equal(m, want.T):
+            raise AssertionError("the mask is transposed: row i (a query) may see columns j <= i (earlier keys)")
+        if torch.equal(m, want.tril(-1)):
+            raise AssertionError("a position must also attend to itself: include the diagonal")
+        assert torch.equal(m, want), f"causal_mask({length}) is wrong:\n{m.int()}\nexpected\n{want.int()}"
 
 
-@register("07.mfcc_from_logmel", points=2,
-          hint="orthonormal DCT-II over the mel axis (-2): c_k = s_k Σ_m x_m cos(π k (m + ½) / M), s_0 = √(1/M), "
-               "s_k = √(2/M)", timeout=30)
-def _mfcc_from_logmel(fn):
-    g = torch.Generator().manual_seed(0)
-    for shape, n_mfcc in (((2, 1, 32, 7), 13), ((16, 5), 16), ((3, 20, 4), 1)):
-        x = torch.randn(*shape, generator=g)
-        got = fn(x, n_mfcc)
-        want = _dct_reference(x, n_mfcc)
-        assert isinstance(got, torch.Tensor), f"return a tensor, got {type(got).__name__}"
-        assert got.shape == want.shape, (f"mfcc of a log-mel {list(shape)} with n_mfcc={n_mfcc} has shape "
-                                         f"{list(want.shape)}, got {list(got.shape)}")
-        torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4,
-                                   msg=lambda m: f"MFCCs differ from the orthonormal DCT-II of the log-mel: {m}")
+@register("07.sinusoidal_pe", points=2, timeout=30,
+          hint="pos [L, 1] times freq = exp(-ln(10000) * arange(0, D, 2) / D); even columns sin, odd columns cos")
+def _sinusoidal(fn):
+    for max_len, dim in ((10, 8), (50, 16)):
+        pe = fn(max_len, dim)
+        assert isinstance(pe, torch.Tensor), f"return a tensor, got {type(pe).__name__}"
+        assert tuple(pe.shape) == (max_len, dim), f"table shape {tuple(pe.shape)}, expected ({max_len}, {dim})"
+        want = sinusoidal_table(max_len, dim)
+        pe = pe.float()
+        if torch.allclose(pe[:, 0::2], want[:, 1::2], atol=1e-5):
+            raise AssertionError("sin and cos are swapped: even columns hold sin, odd columns cos")
+        halves = torch.cat([want[:, 0::2], want[:, 1::2]], dim=1)
+        if torch.allclose(pe, halves, atol=1e-5):
+            raise AssertionError("sines and cosines must interleave (sin in column 2i, cos in 2i+1), "
+                                 "not sit in two halves")
+        expect = f"pe[7, 2] should be sin(7 / 10000^(2/{dim})) = {math.sin(7 / 10000 ** (2 / dim)):.4f}"
+        torch.testing.assert_close(pe, want, atol=1e-5, rtol=1e-4, msg=lambda m, e=expect: f"{e}. {m}")

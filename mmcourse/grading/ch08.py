@@ -1,119 +1,65 @@
-"""Hidden tests of chapter 8's exercises (fusion): a gated unit, tensor fusion, late fusion, missing modalities.
+"""Hidden tests of chapter 8's exercises (audio and video encoders): conv3d shapes, frame tokens, MFCCs.
 
-The learner's notebook is ``solutions/08_fusion.ipynb`` (``exercises/`` holds the blank copy).
+The learner's notebook is ``solutions/08_audio_video_encoders.ipynb`` (``exercises/`` holds the blank copy).
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
-from mmcourse.fusion.basic import ConcatFusion
 from mmcourse.grading.registry import register
-from mmcourse.models import MultimodalModel
 
 
-def _tensor(got: object, what: str) -> torch.Tensor:
-    assert isinstance(got, torch.Tensor), f"{what} must return a tensor, got {type(got).__name__}"
-    return got
-
-
-@register("08.gated_fusion", points=2,
-          hint="h_a = tanh(x_a W_a^T), h_b = tanh(x_b W_b^T), z = sigmoid([x_a; x_b] W_z^T); return z*h_a + (1-z)*h_b",
+@register("08.conv3d_output_shape", points=2,
+          hint="per axis: (size + 2*padding - kernel) // stride + 1; the channel axis becomes out_channels",
           timeout=30)
-def _gated_fusion(fn):
-    g = torch.Generator().manual_seed(0)
-    for b, da, db, d in ((4, 3, 5, 6), (1, 2, 2, 1), (7, 8, 4, 3)):
-        xa, xb = torch.randn(b, da, generator=g), torch.randn(b, db, generator=g)
-        wa, wb = torch.randn(d, da, generator=g), torch.randn(d, db, generator=g)
-        wz = torch.randn(d, da + db, generator=g)
-        got = _tensor(fn(xa, xb, wa, wb, wz), "gmu")
-        z = torch.sigmoid(torch.cat([xa, xb], -1) @ wz.T)
-        want = z * torch.tanh(xa @ wa.T) + (1 - z) * torch.tanh(xb @ wb.T)
-        assert tuple(got.shape) == (b, d), f"gmu must return [B, D] = {(b, d)}, got {tuple(got.shape)}"
-        torch.testing.assert_close(got, want, msg=lambda m: f"gmu differs from z*h_a + (1-z)*h_b: {m}")
+def _conv3d_output_shape(fn):
+    cases = [((2, 3, 8, 32, 32), 16, 3, 1, 1), ((1, 4, 9, 17, 15), 8, (3, 5, 5), (1, 2, 2), (1, 2, 2)),
+             ((3, 2, 4, 8, 8), 5, (1, 3, 3), (2, 1, 3), 0), ((1, 1, 5, 5, 5), 2, 5, 1, 0)]
+    for shape, out_ch, k, s, p in cases:
+        conv = nn.Conv3d(shape[1], out_ch, k, stride=s, padding=p, device="meta")
+        want = tuple(conv(torch.empty(shape, device="meta")).shape)
+        got = fn(shape, out_ch, k, s, p)
+        assert got is not None, "return a tuple (B, C_out, T_out, H_out, W_out)"
+        assert tuple(got) == want, (f"conv3d_output_shape({shape}, {out_ch}, kernel={k}, stride={s}, padding={p}) "
+                                    f"returned {tuple(got)}, nn.Conv3d gives {want}")
 
 
-@register("08.tensor_fusion", points=2,
-          hint="append a column of ones to each, then (a1.unsqueeze(2) * b1.unsqueeze(1)).flatten(1)", timeout=30)
-def _tensor_fusion(fn):
-    a, b = torch.tensor([[2.0, 3.0]]), torch.tensor([[5.0, 7.0, 11.0]])
-    got = _tensor(fn(a, b), "tensor_fuse")
-    assert tuple(got.shape) == (1, 12), f"[B, (2+1)*(3+1)] = [1, 12] expected, got {tuple(got.shape)}"
-    want = torch.outer(torch.tensor([2.0, 3.0, 1.0]), torch.tensor([5.0, 7.0, 11.0, 1.0])).reshape(1, 12)
-    torch.testing.assert_close(got, want, msg=lambda m: f"entry (i, j) must be [a; 1]_i * [b; 1]_j (row-major): {m}")
-    g = torch.Generator().manual_seed(1)
-    a, b = torch.randn(5, 4, generator=g), torch.randn(5, 2, generator=g)
-    a1, b1 = torch.cat([a, torch.ones(5, 1)], 1), torch.cat([b, torch.ones(5, 1)], 1)
-    torch.testing.assert_close(_tensor(fn(a, b), "tensor_fuse"), torch.einsum("bi,bj->bij", a1, b1).flatten(1))
-
-
-def _late_reference(logits, present):
-    names = sorted(logits)
-    probs = torch.stack([logits[m].softmax(-1) for m in names])  # [M, B, C]
-    w = torch.stack([present[m].float() if present and m in present else torch.ones(probs.shape[1])
-                     for m in names])  # [M, B]
-    return (w.unsqueeze(-1) * probs).sum(0) / w.sum(0).unsqueeze(-1)
-
-
-@register("08.late_fusion_combine", points=2,
-          hint="softmax each modality's logits, weight by present (1/0), sum over modalities, divide by the count",
+@register("08.temporal_pool", points=2, hint="average over the last two axes, then move channels last: [B, T, C]",
           timeout=30)
-def _late_fusion_combine(fn):
+def _temporal_pool(fn):
     g = torch.Generator().manual_seed(0)
-    logits = {m: torch.randn(4, 3, generator=g) for m in ("text", "audio", "image")}
-    got = _tensor(fn(logits, None), "late_combine")
-    torch.testing.assert_close(got, _late_reference(logits, None),
-                               msg=lambda m: f"with every modality present: mean of the softmax probabilities: {m}")
-    present = {"audio": torch.tensor([True, False, True, False]), "image": torch.tensor([True, True, False, False])}
-    got = _tensor(fn(logits, present), "late_combine")
-    torch.testing.assert_close(got, _late_reference(logits, present),
-                               msg=lambda m: f"missing modalities must be left out of the average: {m}")
-    torch.testing.assert_close(got[3], logits["text"][3].softmax(-1),
-                               msg=lambda m: f"sample 3 has only text: its probabilities are text's: {m}")
-    torch.testing.assert_close(got.sum(-1), torch.ones(4), msg=lambda m: f"probabilities must sum to 1: {m}")
+    x = torch.randn(2, 5, 4, 3, 6, generator=g)  # [B, C, T, H, W]
+    got = fn(x)
+    want = x.mean(dim=(3, 4)).transpose(1, 2)
+    assert isinstance(got, torch.Tensor), f"return a tensor, got {type(got).__name__}"
+    assert tuple(got.shape) == (2, 4, 5), f"tokens of [B=2, C=5, T=4, H=3, W=6] are [2, 4, 5], got {list(got.shape)}"
+    torch.testing.assert_close(got, want, msg=lambda m: f"token t must be the spatial mean of frame t: {m}")
 
 
-class _Affine(nn.Module):
-    def __init__(self, w: torch.Tensor, b: torch.Tensor):
-        super().__init__()
-        self.lin = nn.Linear(w.shape[1], w.shape[0])
-        with torch.no_grad():
-            self.lin.weight.copy_(w)
-            self.lin.bias.copy_(b)
-        self.out_dim = w.shape[0]
-
-    def forward(self, x):
-        return self.lin(x)
+def _dct_reference(logmel: torch.Tensor, n_mfcc: int) -> torch.Tensor:
+    n = logmel.shape[-2]
+    m = torch.arange(n, dtype=torch.float64)
+    k = torch.arange(n_mfcc, dtype=torch.float64)[:, None]
+    basis = torch.cos(math.pi * k * (m + 0.5) / n) * math.sqrt(2.0 / n)
+    basis[0] /= math.sqrt(2.0)
+    return torch.einsum("km,...mt->...kt", basis, logmel.double()).to(logmel.dtype)
 
 
-@register("08.missing_modality_eval", points=2,
-          hint="zero the dropped inputs, pass present={m: all-False tensor} for them, then compare argmax to targets",
-          timeout=30)
-def _missing_modality_eval(fn):
+@register("08.mfcc_from_logmel", points=2,
+          hint="orthonormal DCT-II over the mel axis (-2): c_k = s_k Σ_m x_m cos(π k (m + ½) / M), s_0 = √(1/M), "
+               "s_k = √(2/M)", timeout=30)
+def _mfcc_from_logmel(fn):
     g = torch.Generator().manual_seed(0)
-    n = 64
-    y = torch.randint(2, (n,), generator=g)
-    sign = (2 * y - 1).float()
-    inputs = {"a": torch.stack([sign, torch.randn(n, generator=g)], 1),
-              "b": torch.stack([-sign, torch.randn(n, generator=g)], 1)}
-    # encoders with a bias: a zeroed input still gives features, so only `present` removes a modality
-    enc = {"a": _Affine(torch.tensor([[1.0, 0.0]]), torch.tensor([0.0])),
-           "b": _Affine(torch.tensor([[-1.0, 0.0]]), torch.tensor([-5.0]))}
-    head = nn.Linear(2, 2)
-    with torch.no_grad():
-        head.weight.copy_(torch.tensor([[-1.0, -1.0], [1.0, 1.0]]))
-        head.bias.zero_()
-    model = MultimodalModel(enc, ConcatFusion({"a": 1, "b": 1}), {"label": head}).eval()
-    targets = {"label": y}
-    full = fn(model, inputs, targets, [], "label")
-    assert isinstance(full, float), f"return a Python float, got {type(full).__name__}"
-    with torch.no_grad():
-        want_full = float((model(inputs)["label"].argmax(-1) == y).float().mean())
-    assert abs(full - want_full) < 1e-6, f"with nothing dropped the accuracy is {want_full:.3f}, got {full:.3f}"
-    only_a = fn(model, inputs, targets, ["b"], "label")
-    assert only_a == 1.0, (f"with b dropped the model reads a alone and is always right (1.0), got {only_a:.3f}; "
-                           "did you pass present={'b': False...} so that the fusion ignores b's bias?")
-    inputs_copy = {k: v.clone() for k, v in inputs.items()}
-    fn(model, inputs, targets, ["a"], "label")
-    assert all(torch.equal(inputs[k], inputs_copy[k]) for k in inputs), "do not modify the caller's inputs in place"
+    for shape, n_mfcc in (((2, 1, 32, 7), 13), ((16, 5), 16), ((3, 20, 4), 1)):
+        x = torch.randn(*shape, generator=g)
+        got = fn(x, n_mfcc)
+        want = _dct_reference(x, n_mfcc)
+        assert isinstance(got, torch.Tensor), f"return a tensor, got {type(got).__name__}"
+        assert got.shape == want.shape, (f"mfcc of a log-mel {list(shape)} with n_mfcc={n_mfcc} has shape "
+                                         f"{list(want.shape)}, got {list(got.shape)}")
+        torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4,
+                                   msg=lambda m: f"MFCCs differ from the orthonormal DCT-II of the log-mel: {m}")

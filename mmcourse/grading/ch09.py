@@ -1,93 +1,124 @@
-"""Hidden tests of chapter 09's exercises (cross-modal learning): InfoNCE, recall@K and greedy decoding."""
+"""Hidden tests of chapter 9's exercises (fusion): a gated unit, tensor fusion, late fusion, missing modalities.
+
+The learner's notebook is ``solutions/09_fusion.ipynb`` (``exercises/`` holds the blank copy).
+"""
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
+from torch import nn
 
-from mmcourse.crossmodal.decoding import greedy_decode
+from mmcourse.fusion.basic import ConcatFusion
 from mmcourse.grading.registry import register
+from mmcourse.models import MultimodalModel
 
 
-def _pairs(n: int, d: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    a = torch.randn(n, d, generator=g)
-    return a, a + 0.8 * torch.randn(n, d, generator=g)
+def _tensor(got: object, what: str) -> torch.Tensor:
+    assert isinstance(got, torch.Tensor), f"{what} must return a tensor, got {type(got).__name__}"
+    return got
 
 
-def _reference_info_nce(a: torch.Tensor, b: torch.Tensor, tau: float) -> torch.Tensor:
-    s = F.normalize(a, dim=-1) @ F.normalize(b, dim=-1).T / tau
-    target = torch.arange(len(a))
-    return (F.cross_entropy(s, target) + F.cross_entropy(s.T, target)) / 2
+@register("09.gated_fusion", points=2,
+          hint="h_a = tanh(x_a W_a^T), h_b = tanh(x_b W_b^T), z = sigmoid([x_a; x_b] W_z^T); return z*h_a + (1-z)*h_b",
+          timeout=30)
+def _gated_fusion(fn):
+    g = torch.Generator().manual_seed(0)
+    for b, da, db, d in ((4, 3, 5, 6), (1, 2, 2, 1), (7, 8, 4, 3)):
+        xa, xb = torch.randn(b, da, generator=g), torch.randn(b, db, generator=g)
+        wa, wb = torch.randn(d, da, generator=g), torch.randn(d, db, generator=g)
+        wz = torch.randn(d, da + db, generator=g)
+        got = _tensor(fn(xa, xb, wa, wb, wz), "gmu")
+        z = torch.sigmoid(torch.cat([xa, xb], -1) @ wz.T)
+        want = z * torch.tanh(xa @ wa.T) + (1 - z) * torch.tanh(xb @ wb.T)
+        assert tuple(got.shape) == (b, d), f"gmu must return [B, D] = {(b, d)}, got {tuple(got.shape)}"
+        torch.testing.assert_close(got, want, msg=lambda m: f"gmu differs from z*h_a + (1-z)*h_b: {m}")
 
 
-@register("09.info_nce", points=2, timeout=30,
-          hint="normalise both, S = a @ b.T / temperature, then average the cross-entropy of rows and of columns "
-               "with the diagonal as the target")
-def _info_nce(fn):
-    for n, d, tau, seed in [(8, 4, 0.07, 0), (5, 16, 0.5, 1), (12, 3, 1.0, 2)]:
-        a, b = _pairs(n, d, seed)
-        b[0] = b[1]  # make the matrix asymmetric enough that rows and columns differ
-        got = fn(a, b, tau)
-        assert torch.is_tensor(got) and got.dim() == 0, f"return a scalar tensor, got {type(got).__name__} " \
-                                                       f"{getattr(got, 'shape', '')}"
-        want = _reference_info_nce(a, b, tau)
-        row_only = F.cross_entropy(F.normalize(a, dim=-1) @ F.normalize(b, dim=-1).T / tau, torch.arange(n))
-        assert not torch.allclose(got, row_only, atol=1e-5) or torch.allclose(want, row_only, atol=1e-5), \
-            "your loss only covers one direction (a→b); average it with the b→a direction."
-        assert torch.allclose(got, want, atol=1e-5), \
-            f"for B={n}, D={d}, temperature={tau}: got {float(got):.5f}, expected {float(want):.5f}."
-    a, b = _pairs(6, 5, 3)
-    assert torch.allclose(fn(3 * a, b, 0.1), fn(a, b, 0.1), atol=1e-5), \
-        "scaling an embedding changed the loss: L2-normalise a and b first (cosine similarity)."
+@register("09.tensor_fusion", points=2,
+          hint="append a column of ones to each, then (a1.unsqueeze(2) * b1.unsqueeze(1)).flatten(1)", timeout=30)
+def _tensor_fusion(fn):
+    a, b = torch.tensor([[2.0, 3.0]]), torch.tensor([[5.0, 7.0, 11.0]])
+    got = _tensor(fn(a, b), "tensor_fuse")
+    assert tuple(got.shape) == (1, 12), f"[B, (2+1)*(3+1)] = [1, 12] expected, got {tuple(got.shape)}"
+    want = torch.outer(torch.tensor([2.0, 3.0, 1.0]), torch.tensor([5.0, 7.0, 11.0, 1.0])).reshape(1, 12)
+    torch.testing.assert_close(got, want, msg=lambda m: f"entry (i, j) must be [a; 1]_i * [b; 1]_j (row-major): {m}")
+    g = torch.Generator().manual_seed(1)
+    a, b = torch.randn(5, 4, generator=g), torch.randn(5, 2, generator=g)
+    a1, b1 = torch.cat([a, torch.ones(5, 1)], 1), torch.cat([b, torch.ones(5, 1)], 1)
+    torch.testing.assert_close(_tensor(fn(a, b), "tensor_fuse"), torch.einsum("bi,bj->bij", a1, b1).flatten(1))
 
 
-def _reference_recall(q: torch.Tensor, g: torch.Tensor, k: int) -> float:
-    s = F.normalize(q, dim=-1) @ F.normalize(g, dim=-1).T
-    top = s.topk(k, dim=1).indices
-    return float((top == torch.arange(len(q))[:, None]).any(1).float().mean())
+def _late_reference(logits, present):
+    names = sorted(logits)
+    probs = torch.stack([logits[m].softmax(-1) for m in names])  # [M, B, C]
+    w = torch.stack([present[m].float() if present and m in present else torch.ones(probs.shape[1])
+                     for m in names])  # [M, B]
+    return (w.unsqueeze(-1) * probs).sum(0) / w.sum(0).unsqueeze(-1)
 
 
-@register("09.recall_at_k", points=2, timeout=30,
-          hint="cosine similarities [N, N]; query i is a hit when gallery item i is among its k largest scores")
-def _recall_at_k(fn):
-    for n, d, seed in [(30, 6, 0), (64, 3, 1)]:
-        q, g = _pairs(n, d, seed)
-        for k in (1, 5, n):
-            got = float(fn(q, g, k))
-            want = _reference_recall(q, g, k)
-            assert abs(got - want) < 1e-6, f"N={n}, k={k}: got {got:.4f}, expected {want:.4f}."
-    q, g = _pairs(20, 4, 5)
-    assert abs(float(fn(q, 5 * g, 1)) - _reference_recall(q, g, 1)) < 1e-6, \
-        "use cosine similarity (normalise first): scaling the gallery changed your recall."
+@register("09.late_fusion_combine", points=2,
+          hint="softmax each modality's logits, weight by present (1/0), sum over modalities, divide by the count",
+          timeout=30)
+def _late_fusion_combine(fn):
+    g = torch.Generator().manual_seed(0)
+    logits = {m: torch.randn(4, 3, generator=g) for m in ("text", "audio", "image")}
+    got = _tensor(fn(logits, None), "late_combine")
+    torch.testing.assert_close(got, _late_reference(logits, None),
+                               msg=lambda m: f"with every modality present: mean of the softmax probabilities: {m}")
+    present = {"audio": torch.tensor([True, False, True, False]), "image": torch.tensor([True, True, False, False])}
+    got = _tensor(fn(logits, present), "late_combine")
+    torch.testing.assert_close(got, _late_reference(logits, present),
+                               msg=lambda m: f"missing modalities must be left out of the average: {m}")
+    torch.testing.assert_close(got[3], logits["text"][3].softmax(-1),
+                               msg=lambda m: f"sample 3 has only text: its probabilities are text's: {m}")
+    torch.testing.assert_close(got.sum(-1), torch.ones(4), msg=lambda m: f"probabilities must sum to 1: {m}")
 
 
-def _toy_model(vocab: int, batch: int, seed: int):
-    """next_logits that depends on the step, the last token and the row of the batch."""
-    g = torch.Generator().manual_seed(seed)
-    table = torch.randn(16, vocab, vocab, generator=g) * 2
-    row_bias = torch.randn(batch, vocab, generator=g)
+class _Affine(nn.Module):
+    def __init__(self, w: torch.Tensor, b: torch.Tensor):
+        super().__init__()
+        self.lin = nn.Linear(w.shape[1], w.shape[0])
+        with torch.no_grad():
+            self.lin.weight.copy_(w)
+            self.lin.bias.copy_(b)
+        self.out_dim = w.shape[0]
 
-    def next_logits(prefix: torch.Tensor) -> torch.Tensor:
-        if prefix.dim() != 2 or prefix.shape[0] != batch:
-            raise AssertionError(f"next_logits expects the prefixes of all {batch} rows as [B, T], "
-                                 f"got shape {list(prefix.shape)}")
-        return table[prefix.shape[1] - 1, prefix[:, -1]] + row_bias
-
-    return next_logits
+    def forward(self, x):
+        return self.lin(x)
 
 
-@register("09.greedy_decode", points=2, timeout=30,
-          hint="start from a [B, 1] column of bos_id; at each step append argmax(next_logits(seq)); after a row "
-               "has produced eos_id, write 0 (padding); return the max_len generated tokens")
-def _greedy_decode(fn):
-    for vocab, batch, eos, max_len, seed in [(5, 4, 0, 6, 0), (7, 3, 3, 8, 1), (4, 6, 0, 1, 2)]:
-        f = _toy_model(vocab, batch, seed)
-        want = greedy_decode(f, batch, bos_id=1, eos_id=eos, max_len=max_len)
-        got = fn(f, batch, 1, eos, max_len)
-        assert torch.is_tensor(got) and tuple(got.shape) == (batch, max_len), \
-            f"return a [B, max_len] = [{batch}, {max_len}] tensor, got {getattr(got, 'shape', type(got))}."
-        if not torch.equal(got.long(), want):
-            row = int((got.long() != want).any(1).nonzero()[0])
-            raise AssertionError(f"row {row}: got {got[row].tolist()}, expected {want[row].tolist()} "
-                                 f"(eos_id={eos}; tokens after the end must be 0).")
+@register("09.missing_modality_eval", points=2,
+          hint="zero the dropped inputs, pass present={m: all-False tensor} for them, then compare argmax to targets",
+          timeout=30)
+def _missing_modality_eval(fn):
+    g = torch.Generator().manual_seed(0)
+    n = 64
+    y = torch.randint(2, (n,), generator=g)
+    sign = (2 * y - 1).float()
+    inputs = {"a": torch.stack([sign, torch.randn(n, generator=g)], 1),
+              "b": torch.stack([-sign, torch.randn(n, generator=g)], 1)}
+    # encoders with a bias: a zeroed input still gives features, so only `present` removes a modality
+    enc = {"a": _Affine(torch.tensor([[1.0, 0.0]]), torch.tensor([0.0])),
+           "b": _Affine(torch.tensor([[-1.0, 0.0]]), torch.tensor([-5.0]))}
+    head = nn.Linear(2, 2)
+    with torch.no_grad():
+        head.weight.copy_(torch.tensor([[-1.0, -1.0], [1.0, 1.0]]))
+        head.bias.zero_()
+    model = MultimodalModel(enc, ConcatFusion({"a": 1, "b": 1}), {"label": head}).eval()
+    targets = {"label": y}
+    seen = fn.probe(probe_accuracy_without, model, inputs, targets, [[], ["b"], ["a"]], "label")
+    full, only_a, _ = seen["results"]
+    assert isinstance(full, float), f"return a Python float, got {type(full).__name__}"
+    with torch.no_grad():
+        want_full = float((model(inputs)["label"].argmax(-1) == y).float().mean())
+    assert abs(full - want_full) < 1e-6, f"with nothing dropped the accuracy is {want_full:.3f}, got {full:.3f}"
+    assert only_a == 1.0, (f"with b dropped the model reads a alone and is always right (1.0), got {only_a:.3f}; "
+                           "did you pass present={'b': False...} so that the fusion ignores b's bias?")
+    assert all(torch.equal(inputs[k], seen["inputs_after"][k]) for k in inputs), \
+        "do not modify the caller's inputs in place (zero a copy)"
+
+
+def probe_accuracy_without(fn, model, inputs, targets, drops, task) -> dict:
+    """Call the answer once per list of dropped modalities; report its results and the inputs afterwards."""
+    results = [fn(model, inputs, targets, drop, task) for drop in drops]
+    return {"results": results, "inputs_after": dict(inputs)}

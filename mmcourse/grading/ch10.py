@@ -1,71 +1,95 @@
-"""Hidden tests of chapter 10's exercises (multi-task learning): a two-head model, uncertainty weighting and
-dynamic-weight-average weights.
-
-The learner's notebook is ``solutions/10_multitask.ipynb`` (``exercises/`` holds the blank copy). Answers are
-compared with ``mmcourse.multitask`` on small tensors built here.
-"""
+"""Hidden tests of chapter 10's exercises (cross-modal learning): InfoNCE, recall@K and greedy decoding."""
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
-from torch import nn
 
+from mmcourse.crossmodal.decoding import greedy_decode
 from mmcourse.grading.registry import register
-from mmcourse.multitask import DynamicWeightAverage
 
 
-@register("10.two_head_model", points=2, timeout=30,
-          hint="keep the trunk as one attribute and the heads in an nn.ModuleDict of nn.Linear(dim, C); "
-               "forward returns {task: head(trunk(x))}, calling the trunk once")
-def _two_heads(cls):
-    torch.manual_seed(0)
-    trunk = nn.Sequential(nn.Linear(5, 8), nn.ReLU())
-    model = cls(trunk, 8, {"color": 6, "size": 3})
-    assert isinstance(model, nn.Module), "TwoHeads must be an nn.Module"
-    x = torch.randn(4, 5)
-    out = model(x)
-    assert isinstance(out, dict) and set(out) == {"color", "size"}, \
-        f"forward must return a dict with one entry per task, got {type(out).__name__} {list(out)[:5]}"
-    assert tuple(out["color"].shape) == (4, 6) and tuple(out["size"].shape) == (4, 3), \
-        f"logits shapes: color {tuple(out['color'].shape)} (want (4, 6)), size {tuple(out['size'].shape)} (want (4, 3))"
-    ids = {id(p) for p in model.parameters()}
-    assert all(id(p) in ids for p in trunk.parameters()), "the trunk you were given must be part of the model"
-    n_heads = sum(p.numel() for p in model.parameters()) - sum(p.numel() for p in trunk.parameters())
-    assert n_heads == 8 * 6 + 6 + 8 * 3 + 3, f"the heads should be two linear layers (81 parameters), got {n_heads}"
-    F.cross_entropy(out["size"], torch.tensor([0, 1, 2, 0])).backward()
-    assert trunk[0].weight.grad is not None and trunk[0].weight.grad.abs().sum() > 0, \
-        "the size loss must reach the shared trunk"
-    color_grads = [p.grad for n, p in model.named_parameters() if p.grad is not None and p.dim() == 2
-                   and p.shape[0] == 6]
-    assert all(g.abs().sum() == 0 for g in color_grads), "the size loss must not change the colour head"
+def _pairs(n: int, d: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    a = torch.randn(n, d, generator=g)
+    return a, a + 0.8 * torch.randn(n, d, generator=g)
 
 
-@register("10.uncertainty_weighting", points=2, timeout=30,
-          hint="total = sum(exp(-s) * L + s / 2) over tasks; keep it differentiable in both L and s")
-def _uncertainty(fn):
-    losses = torch.tensor([2.0, 0.5, 1.2], dtype=torch.double, requires_grad=True)
-    s = torch.tensor([0.3, -0.7, 0.0], dtype=torch.double, requires_grad=True)
-    got = fn(losses, s)
-    assert isinstance(got, torch.Tensor) and got.dim() == 0, "return one scalar tensor (the total loss)"
-    want = (torch.exp(-s) * losses + 0.5 * s).sum()
-    assert abs(got.item() - want.item()) < 1e-9, f"total {got.item():.6f}, expected {want.item():.6f}"
-    got.backward()
-    expect_s = (-torch.exp(-s.detach()) * losses.detach() + 0.5)
-    assert s.grad is not None and torch.allclose(s.grad, expect_s), \
-        "the gradient with respect to s is wrong: was s detached, or the regulariser not s / 2?"
+def _reference_info_nce(a: torch.Tensor, b: torch.Tensor, tau: float) -> torch.Tensor:
+    s = F.normalize(a, dim=-1) @ F.normalize(b, dim=-1).T / tau
+    target = torch.arange(len(a))
+    return (F.cross_entropy(s, target) + F.cross_entropy(s.T, target)) / 2
 
 
-@register("10.dwa_weights", points=2, timeout=30,
-          hint="r = prev / prev2; w = T * softmax(r / temperature), T = number of tasks")
-def _dwa(fn):
-    for prev, prev2, temp in (([0.5, 1.0], [1.0, 1.0], 2.0), ([0.9, 0.3, 1.2], [1.0, 0.6, 1.1], 0.5)):
-        got = fn(torch.tensor(prev), torch.tensor(prev2), temp)
-        want = DynamicWeightAverage.weights_from(prev, prev2, temp)
-        assert isinstance(got, torch.Tensor) and got.shape == (len(prev),), \
-            f"return a tensor of {len(prev)} weights, got {type(got).__name__}"
-        assert torch.allclose(got.double(), torch.tensor(want, dtype=torch.double), atol=1e-5), \
-            f"weights {got.tolist()} for losses {prev} after {prev2} (T={temp}); expected {want}"
-        assert math.isclose(got.sum().item(), len(prev), rel_tol=1e-5), "the weights must sum to the number of tasks"
+@register("10.info_nce", points=2, timeout=30,
+          hint="normalise both, S = a @ b.T / temperature, then average the cross-entropy of rows and of columns "
+               "with the diagonal as the target")
+def _info_nce(fn):
+    for n, d, tau, seed in [(8, 4, 0.07, 0), (5, 16, 0.5, 1), (12, 3, 1.0, 2)]:
+        a, b = _pairs(n, d, seed)
+        b[0] = b[1]  # make the matrix asymmetric enough that rows and columns differ
+        got = fn(a, b, tau)
+        assert torch.is_tensor(got) and got.dim() == 0, f"return a scalar tensor, got {type(got).__name__} " \
+                                                       f"{getattr(got, 'shape', '')}"
+        want = _reference_info_nce(a, b, tau)
+        row_only = F.cross_entropy(F.normalize(a, dim=-1) @ F.normalize(b, dim=-1).T / tau, torch.arange(n))
+        assert not torch.allclose(got, row_only, atol=1e-5) or torch.allclose(want, row_only, atol=1e-5), \
+            "your loss only covers one direction (a→b); average it with the b→a direction."
+        assert torch.allclose(got, want, atol=1e-5), \
+            f"for B={n}, D={d}, temperature={tau}: got {float(got):.5f}, expected {float(want):.5f}."
+    a, b = _pairs(6, 5, 3)
+    assert torch.allclose(fn(3 * a, b, 0.1), fn(a, b, 0.1), atol=1e-5), \
+        "scaling an embedding changed the loss: L2-normalise a and b first (cosine similarity)."
+
+
+def _reference_recall(q: torch.Tensor, g: torch.Tensor, k: int) -> float:
+    s = F.normalize(q, dim=-1) @ F.normalize(g, dim=-1).T
+    top = s.topk(k, dim=1).indices
+    return float((top == torch.arange(len(q))[:, None]).any(1).float().mean())
+
+
+@register("10.recall_at_k", points=2, timeout=30,
+          hint="cosine similarities [N, N]; query i is a hit when gallery item i is among its k largest scores")
+def _recall_at_k(fn):
+    for n, d, seed in [(30, 6, 0), (64, 3, 1)]:
+        q, g = _pairs(n, d, seed)
+        for k in (1, 5, n):
+            got = float(fn(q, g, k))
+            want = _reference_recall(q, g, k)
+            assert abs(got - want) < 1e-6, f"N={n}, k={k}: got {got:.4f}, expected {want:.4f}."
+    q, g = _pairs(20, 4, 5)
+    assert abs(float(fn(q, 5 * g, 1)) - _reference_recall(q, g, 1)) < 1e-6, \
+        "use cosine similarity (normalise first): scaling the gallery changed your recall."
+
+
+class ToyModel:
+    """next_logits that depends on the step, the last token and the row of the batch (picklable: it travels to
+    the sandbox with the call)."""
+
+    def __init__(self, vocab: int, batch: int, seed: int):
+        g = torch.Generator().manual_seed(seed)
+        self.batch = batch
+        self.table = torch.randn(16, vocab, vocab, generator=g) * 2
+        self.row_bias = torch.randn(batch, vocab, generator=g)
+
+    def __call__(self, prefix: torch.Tensor) -> torch.Tensor:
+        if prefix.dim() != 2 or prefix.shape[0] != self.batch:
+            raise AssertionError(f"next_logits expects the prefixes of all {self.batch} rows as [B, T], "
+                                 f"got shape {list(prefix.shape)}")
+        return self.table[prefix.shape[1] - 1, prefix[:, -1]] + self.row_bias
+
+
+@register("10.greedy_decode", points=2, timeout=30,
+          hint="start from a [B, 1] column of bos_id; at each step append argmax(next_logits(seq)); after a row "
+               "has produced eos_id, write 0 (padding); return the max_len generated tokens")
+def _greedy_decode(fn):
+    for vocab, batch, eos, max_len, seed in [(5, 4, 0, 6, 0), (7, 3, 3, 8, 1), (4, 6, 0, 1, 2)]:
+        f = ToyModel(vocab, batch, seed)
+        want = greedy_decode(f, batch, bos_id=1, eos_id=eos, max_len=max_len)
+        got = fn(f, batch, 1, eos, max_len)
+        assert torch.is_tensor(got) and tuple(got.shape) == (batch, max_len), \
+            f"return a [B, max_len] = [{batch}, {max_len}] tensor, got {getattr(got, 'shape', type(got))}."
+        if not torch.equal(got.long(), want):
+            row = int((got.long() != want).any(1).nonzero()[0])
+            raise AssertionError(f"row {row}: got {got[row].tolist()}, expected {want[row].tolist()} "
+                                 f"(eos_id={eos}; tokens after the end must be 0).")

@@ -1,86 +1,102 @@
-"""Hidden tests of chapter 11's exercises (transfer learning): freezing by name, a linear probe, and
-discriminative learning-rate groups.
+"""Hidden tests of chapter 11's exercises (multi-task learning): a two-head model, uncertainty weighting and
+dynamic-weight-average weights.
 
-The learner's notebook is ``solutions/11_transfer.ipynb`` (``exercises/`` holds the blank copy). The answers
-are compared with ``mmcourse.transfer`` on small models built here.
+The learner's notebook is ``solutions/11_multitask.ipynb`` (``exercises/`` holds the blank copy). Answers are
+compared with ``mmcourse.multitask`` on small tensors built here.
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from mmcourse.grading.registry import register
-from mmcourse.transfer.finetune import discriminative_param_groups
+from mmcourse.multitask import DynamicWeightAverage
 
 
-def _net() -> nn.Module:
-    layers = [nn.Linear(3, 3) for _ in range(11)] + [nn.BatchNorm1d(3)]
-    return nn.Sequential(*layers)
+def probe_two_heads(cls) -> dict:
+    """Build the learner's model around a known trunk, count the trunk's calls, backpropagate the size loss."""
+    torch.manual_seed(0)
+    trunk = nn.Sequential(nn.Linear(5, 8), nn.ReLU())
+    calls: list[int] = []
+    trunk.register_forward_hook(lambda module, inputs, output: calls.append(1))
+    model = cls(trunk, 8, {"color": 6, "size": 3})
+    if not isinstance(model, nn.Module):
+        return {"type": type(model).__name__}
+    out = model(torch.randn(4, 5))
+    seen = {"type": "module", "trunk_calls": len(calls), "out_type": type(out).__name__}
+    if not isinstance(out, dict):
+        return seen
+    seen["shapes"] = {str(k): list(v.shape) if isinstance(v, torch.Tensor) else None for k, v in out.items()}
+    ids = {id(p) for p in model.parameters()}
+    seen["trunk_inside"] = all(id(p) in ids for p in trunk.parameters())
+    seen["head_params"] = sum(p.numel() for p in model.parameters()) - sum(p.numel() for p in trunk.parameters())
+    if seen["shapes"].get("size") == [4, 3]:
+        F.cross_entropy(out["size"], torch.tensor([0, 1, 2, 0])).backward()
+        seen["trunk_grad"] = float(trunk[0].weight.grad.abs().sum()) if trunk[0].weight.grad is not None else 0.0
+        seen["color_head_grad"] = sum(float(p.grad.abs().sum()) for p in model.parameters()
+                                      if p.grad is not None and p.dim() == 2 and p.shape[0] == 6)
+    return seen
 
 
-@register("11.freeze", points=2, timeout=30,
-          hint="match name == prefix or name.startswith(prefix + '.'); set p.requires_grad = False; "
-               "raise ValueError when no name matched")
-def _freeze(fn):
-    net = _net()
-    got = fn(net, "1")
-    assert got is not None and list(got) == ["1.weight", "1.bias"], \
-        f"freezing prefix '1' should freeze ['1.weight', '1.bias'] (not '10.*' or '11.*'), returned {got}"
-    frozen = [n for n, p in net.named_parameters() if not p.requires_grad]
-    assert frozen == ["1.weight", "1.bias"], f"after freezing '1' the frozen parameters are {frozen}"
-    fn(net, "11")
-    frozen = [n for n, p in net.named_parameters() if not p.requires_grad]
-    assert frozen == ["1.weight", "1.bias", "11.weight", "11.bias"], f"after freezing '11' frozen: {frozen}"
-    try:
-        fn(net, "encoder")
-    except ValueError:
-        pass
-    else:
-        raise AssertionError("a prefix that matches no parameter ('encoder') must raise ValueError")
+@register("11.two_head_model", points=2, timeout=30,
+          hint="keep the trunk as one attribute and the heads in an nn.ModuleDict of nn.Linear(dim, C); "
+               "forward returns {task: head(trunk(x))}, calling the trunk once")
+def _two_heads(cls):
+    seen = cls.probe(probe_two_heads)
+    assert seen["type"] == "module", f"TwoHeads must be an nn.Module, got {seen['type']}"
+    assert seen["out_type"] == "dict" and set(seen["shapes"]) == {"color", "size"}, \
+        f"forward must return a dict with one entry per task, got {seen['out_type']} {list(seen.get('shapes', []))}"
+    assert seen["shapes"]["color"] == [4, 6] and seen["shapes"]["size"] == [4, 3], \
+        f"logits shapes: color {seen['shapes']['color']} (want [4, 6]), size {seen['shapes']['size']} (want [4, 3])"
+    assert seen["trunk_calls"] == 1, (f"one forward pass ran the trunk {seen['trunk_calls']} times: run it once and "
+                                      "give its features to every head (that is what sharing the trunk saves)")
+    assert seen["trunk_inside"], "the trunk you were given must be part of the model"
+    assert seen["head_params"] == 8 * 6 + 6 + 8 * 3 + 3, \
+        f"the heads should be two linear layers (81 parameters registered in the model), got {seen['head_params']}"
+    assert seen["trunk_grad"] > 0, "the size loss must reach the shared trunk"
+    assert seen["color_head_grad"] == 0, "the size loss must not change the colour head"
 
 
-def _blobs(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    centres = torch.randn(4, 16, generator=g) * 3
-    y = torch.randint(0, 4, (n,), generator=g)
-    return centres[y] + torch.randn(n, 16, generator=g) + 5.0, y
+def probe_uncertainty(fn, losses: torch.Tensor, log_vars: torch.Tensor) -> dict:
+    """Call the answer on leaf tensors, backpropagate its total, and report the value and both gradients."""
+    losses, log_vars = losses.clone().requires_grad_(True), log_vars.clone().requires_grad_(True)
+    total = fn(losses, log_vars)
+    if not isinstance(total, torch.Tensor) or total.dim() != 0:
+        return {"scalar": False, "type": type(total).__name__}
+    if total.requires_grad:
+        total.backward()
+    return {"scalar": True, "value": float(total.detach()), "grad_losses": losses.grad, "grad_log_vars": log_vars.grad}
 
 
-@register("11.linear_probe", points=2, timeout=60,
-          hint="standardise with the training mean/std, train nn.Linear(D, C) with cross-entropy for `steps` "
-               "full-batch steps, then fold the standardisation into the layer (or standardise inside)")
-def _linear_probe(fn):
-    x, y = _blobs(40, 0)
-    xt, yt = _blobs(400, 0)[0], _blobs(400, 0)[1]
-    x_before = x.clone()
-    head = fn(x, y, 4)
-    assert isinstance(head, nn.Module), f"return the trained classifier (an nn.Module), got {type(head).__name__}"
-    assert torch.equal(x, x_before), "do not change the features in place"
-    with torch.no_grad():
-        logits = head(xt)
-    assert tuple(logits.shape) == (400, 4), f"the probe maps [N, 16] to [N, 4] logits, got {tuple(logits.shape)}"
-    acc = (logits.argmax(-1) == yt).float().mean().item()
-    assert acc > 0.9, f"the probe reaches only {acc:.2f} test accuracy on well separated clusters (want > 0.9)"
+@register("11.uncertainty_weighting", points=2, timeout=30,
+          hint="total = sum(exp(-s) * L + s / 2) over tasks; keep it differentiable in both L and s")
+def _uncertainty(fn):
+    losses = torch.tensor([2.0, 0.5, 1.2], dtype=torch.double)
+    s = torch.tensor([0.3, -0.7, 0.0], dtype=torch.double)
+    seen = fn.probe(probe_uncertainty, losses, s)
+    assert seen["scalar"], f"return one scalar tensor (the total loss), got {seen.get('type')}"
+    want = float((torch.exp(-s) * losses + 0.5 * s).sum())
+    assert abs(seen["value"] - want) < 1e-9, f"total {seen['value']:.6f}, expected {want:.6f}"
+    grad_l, grad_s = seen["grad_losses"], seen["grad_log_vars"]
+    assert grad_l is not None and torch.allclose(grad_l, torch.exp(-s)), \
+        ("no gradient, or the wrong one, reaches the task losses: d total / d L_t must be exp(-s_t) — do not "
+         "detach the losses, or the model being trained gets no gradient")
+    assert grad_s is not None and torch.allclose(grad_s, -torch.exp(-s) * losses + 0.5), \
+        "the gradient with respect to s is wrong: was s detached, or the regulariser not s / 2?"
 
 
-@register("11.discriminative_lr_groups", points=2, timeout=30,
-          hint="for layer i (0 = nearest the input) of n: lr * decay ** (n - i); every other parameter goes "
-               "in one last group with lr")
-def _groups(fn):
-    net = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 2), nn.Linear(2, 2), nn.Linear(2, 3))
-    for layers, decay in ((["0", "1"], 0.5), (["0", "1", "2"], 0.25)):
-        got = fn(net, layers, 1e-2, decay)
-        want = discriminative_param_groups(net, layers, lr=1e-2, decay=decay)
-        assert isinstance(got, list) and all(isinstance(g, dict) for g in got), \
-            "return a list of dicts {'params': [...], 'lr': ...}"
-        lr_of = {id(p): g["lr"] for g in got for p in g["params"]}
-        names = dict(net.named_parameters())
-        for g in want:
-            for p in g["params"]:
-                name = next(n for n, q in names.items() if q is p)
-                assert id(p) in lr_of, f"parameter {name} is in no group"
-                assert abs(lr_of[id(p)] - g["lr"]) < 1e-12, \
-                    f"layers={layers}, decay={decay}: {name} has lr {lr_of[id(p)]:.2e}, expected {g['lr']:.2e}"
-        n_params = sum(len(g["params"]) for g in got)
-        assert n_params == len(names), f"every parameter exactly once: got {n_params} entries for {len(names)}"
+@register("11.dwa_weights", points=2, timeout=30,
+          hint="r = prev / prev2; w = T * softmax(r / temperature), T = number of tasks")
+def _dwa(fn):
+    for prev, prev2, temp in (([0.5, 1.0], [1.0, 1.0], 2.0), ([0.9, 0.3, 1.2], [1.0, 0.6, 1.1], 0.5)):
+        got = fn(torch.tensor(prev), torch.tensor(prev2), temp)
+        want = DynamicWeightAverage.weights_from(prev, prev2, temp)
+        assert isinstance(got, torch.Tensor) and got.shape == (len(prev),), \
+            f"return a tensor of {len(prev)} weights, got {type(got).__name__}"
+        assert torch.allclose(got.double(), torch.tensor(want, dtype=torch.double), atol=1e-5), \
+            f"weights {got.tolist()} for losses {prev} after {prev2} (T={temp}); expected {want}"
+        assert math.isclose(got.sum().item(), len(prev), rel_tol=1e-5), "the weights must sum to the number of tasks"
