@@ -1,19 +1,16 @@
-"""Small helpers for notebooks: ``glue`` numbers into the prose (myst-nb when present), and static figures.
+"""Deprecated: chapters glue numbers with :func:`mmcourse.display.glue_text` (plain text, no echo).
 
-Numbers quoted in a chapter's prose come from the run through ``glue``; outside a book build (Colab,
-JupyterLab without myst-nb) ``glue`` simply shows the value.
+``python -m mmcourse.authoring.notebook_tools fix`` rewrites ``from mmcourse.notebook import glue`` and its
+calls; this alias keeps a chapter that still uses them rendering correctly until then.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from mmcourse.display import glue_text
 
-def glue(name: str, value: Any, display: bool = False) -> Any:
-    """Make ``value`` available to the prose as ``{glue:}`name```; returns ``value``."""
-    try:
-        from myst_nb import glue as _glue
-    except ImportError:  # Colab / plain Jupyter: nothing to glue into
-        return value
-    _glue(name, value, display=display)
-    return value
+
+def glue(name: str, value: Any, display: bool = False) -> None:
+    """Same as ``glue_text(name, value)`` (``display`` is ignored: a glued value is never a cell output)."""
+    glue_text(name, value)

@@ -1,7 +1,9 @@
-"""Keep the course notebooks uniform: Colab badge, Colab-only install cell, no outputs, python3 kernel.
+"""Keep the course notebooks uniform: Colab badge, Colab-only install cell, no outputs, python3 kernel, and
+the book's rules (glue, tables: see :mod:`mmcourse.authoring.book_rules`).
 
-``python -m mmcourse.notebook_tools fix`` rewrites ``book/`` and ``solutions/`` notebooks in place;
-``check`` (used by the tests) lists what ``fix`` would change. The repository URL comes from one setting,
+``python -m mmcourse.authoring.notebook_tools fix`` rewrites ``book/`` and ``solutions/`` notebooks in place
+(after ``ruff format`` with the notebooks' 88-column setting, when ruff is installed); ``check`` (used by the
+tests) lists what ``fix`` would change. It is safe to re-run. The repository URL comes from one setting,
 ``repository.url`` in ``_config.yml``; the install cell pins the tag ``v<mmcourse version>``.
 """
 
@@ -9,10 +11,13 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
 from mmcourse import __version__
+from mmcourse.authoring.book_rules import rewrite_cells
 
 BADGE_IMG = "colab-badge.svg"  # a local copy under book/images/, so the HTML needs no internet
 INSTALL_TAG = "colab-install"
@@ -44,11 +49,16 @@ def badge_line(url: str, relpath: str) -> str:
     return line
 
 
+INSTALL_SPEC = "mmcourse[pretrained]"  # what the install cell installs (the Colab test installs the same)
+
+
 def install_source(url: str) -> str:
+    """The Colab-only install cell; its lines fit the book's 88-column code blocks whatever the URL."""
     return ("# Runs only in Google Colab: installs mmcourse at the version this book was built from.\n"
             "import sys\n\n"
             "if \"google.colab\" in sys.modules:\n"
-            f"    %pip install -q \"mmcourse[pretrained] @ git+{url}@v{__version__}\"")
+            f"    repo = \"{url}\"\n"
+            f"    %pip install -q \"{INSTALL_SPEC} @ git+{{repo}}@v{__version__}\"")
 
 
 def _src(cell: dict) -> str:
@@ -70,6 +80,7 @@ def fixed(nb: dict, url: str, relpath: str) -> dict:
         cells[1] = install
     else:
         cells.insert(1, install)
+    rewrite_cells(cells)
     for i, cell in enumerate(cells):
         cell.setdefault("id", f"cell-{i}")
         if cell["cell_type"] == "code":
@@ -105,13 +116,26 @@ def run_fix(root: Path, write: bool) -> list[str]:
     return changed
 
 
+def ruff_format(root: Path) -> None:
+    """``ruff format`` the notebooks (each folder's ruff.toml sets 88 columns); lines it cannot shorten
+    (long strings, comments) are left for a person: ``ruff check book solutions`` lists them (E501)."""
+    ruff = shutil.which("ruff") or shutil.which("ruff", path=str(Path(sys.executable).parent))
+    if ruff is None:
+        print("ruff is not installed: notebooks not reformatted (pip install ruff)", file=sys.stderr)
+        return
+    subprocess.run([ruff, "format", "-q", *map(str, notebooks(root))], cwd=root, check=False)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] not in ("fix", "check"):
-        print("usage: python -m mmcourse.notebook_tools fix|check [ROOT]", file=sys.stderr)
+        print("usage: python -m mmcourse.authoring.notebook_tools fix|check [ROOT]", file=sys.stderr)
         return 2
     root = Path(argv[1]) if len(argv) > 1 else Path.cwd()
     changed = run_fix(root, write=argv[0] == "fix")
+    if argv[0] == "fix":  # format what the rules rewrote, then normalise the JSON again
+        ruff_format(root)
+        changed = sorted(set(changed) | set(run_fix(root, write=True)))
     print(f"{len(changed)} notebook(s) {'fixed' if argv[0] == 'fix' else 'need fixing'}: {', '.join(changed)}")
     return 1 if (argv[0] == "check" and changed) else 0
 
