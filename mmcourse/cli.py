@@ -9,9 +9,9 @@ import sys
 # subcommand -> (module, one-line help); each module has add_arguments(parser) (optional) and run(args)
 COMMANDS = {
     "doctor": ("mmcourse.doctor", "show versions, device, profile and problems with a fix for each"),
-    "exercises": ("mmcourse.grading.exercises", "regenerate exercises/ from solutions/"),
+    "exercises": ("mmcourse.authoring.exercises", "regenerate exercises/ from solutions/"),
     "grade": ("mmcourse.grading.grader", "execute a notebook and report its points"),
-    "bench": ("mmcourse.engine.bench_cli", "run the benchmarks and write benchmarks/RESULTS.md tables"),
+    "bench": ("mmcourse.bench_cli", "run the benchmarks (or ingest a gpu-check results file) into RESULTS.md tables"),
     "data": ("mmcourse.data.cli", "list | download | verify | info the real datasets"),
 }
 

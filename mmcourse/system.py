@@ -1,12 +1,15 @@
-"""The full system of chapter 12: raw samples → preprocessing → model → predictions, saved as one file.
+"""The full system of chapter 13: raw samples → preprocessing → model → predictions, saved as one file.
 
 A saved system holds the weights *and* everything needed to turn raw samples into model inputs — the caption
 vocabulary, the audio feature parameters, the per-channel normalisation statistics, the world config — as plain
-values, so ``torch.load(path, weights_only=True)`` reads it. The model is rebuilt from a :class:`SystemSpec`
-(data, not code) by :func:`build_system_model`.
+values, so ``torch.load(path, weights_only=True)`` reads it. The model is rebuilt from its
+:class:`~mmcourse.models.ModelSpec` (data, not code) by the course's one builder, ``build_model``.
 
 Raw samples are a dict: ``image`` float ``[N,3,32,32]`` (pixels), ``text`` a list of caption strings, ``audio``
-float ``[N, samples]`` (waveforms at ``sample_rate``), ``video`` float ``[N,3,T,32,32]`` (pixels).
+float ``[N, samples]`` (waveforms at ``sample_rate``; or ``[N,1,n_mels,frames]`` log-mel spectrograms with
+``audio_input="log_mel"``), ``video`` float ``[N,3,T,32,32]`` (pixels). :meth:`Preprocessing.for_dataset`
+describes data that is already features (a ``MultimodalDataset`` of the world, spectrograms included), so a
+system can wrap any model trained on it — e.g. one of ``compare_fusions``' models.
 """
 
 from __future__ import annotations
@@ -22,12 +25,14 @@ from torch import Tensor, nn
 from mmcourse.data import captions, sound
 from mmcourse.data.audio import log_mel, mel_filterbank
 from mmcourse.data.text import SPECIALS, Vocab, encode_batch
+from mmcourse.engine.speed import unwrap
 from mmcourse.io import atomic_torch_save
-from mmcourse.models import MultimodalModel
+from mmcourse.models import ModelSpec, build_model
 
-FORMAT = "mmcourse.system/1"
+FORMAT = "mmcourse.system/2"
 FLOAT_MODALITIES = ("image", "audio", "video")
 RAW_DIMS = {"image": 4, "audio": 2, "video": 5}  # dims of a batch of raw samples
+AUDIO_INPUTS = ("waveform", "log_mel")
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,27 @@ class Preprocessing:
     n_mels: int = sound.N_MELS
     f_min: float = 50.0
     world: dict[str, Any] = field(default_factory=dict)  # the WorldConfig the data came from (a record)
+    audio_input: str = "waveform"  # waveform: raw audio is [N, samples]; log_mel: [N, 1, n_mels, frames]
+
+    def __post_init__(self) -> None:
+        if self.audio_input not in AUDIO_INPUTS:
+            raise ValueError(f"audio_input={self.audio_input!r}; use one of {AUDIO_INPUTS}")
+
+    @classmethod
+    def for_dataset(cls, data: Any, **fields: Any) -> Preprocessing:
+        """The preprocessing of data that is already model inputs (a world ``MultimodalDataset``: normalised
+        images, video and log-mel audio, captions as token ids of ``data.vocab``): identity statistics, the
+        dataset's vocabulary, and ``audio_input="log_mel"``. Raw captions are then strings of that vocabulary."""
+        vocab = getattr(data, "vocab", None)
+        words = tuple(w for w in vocab.itos if w not in SPECIALS) if vocab is not None else ()
+        mean, std = {}, {}
+        for m in FLOAT_MODALITIES:
+            if m in data.inputs:
+                c = int(data.inputs[m].shape[1])
+                mean[m], std[m] = (0.0,) * c, (1.0,) * c
+        caption_len = int(data.inputs["text"].shape[1]) if "text" in data.inputs else 12
+        return cls(**{"words": words, "caption_len": caption_len, "mean": mean, "std": std, "audio_input": "log_mel",
+                      **fields})
 
     @property
     def vocab(self) -> Vocab:
@@ -76,11 +102,13 @@ class Preprocessing:
         return cls(words=words, caption_len=caption_len, mean=mean, std=std, world=dict(world or {}), **audio)
 
     def _features(self, m: str, x: Tensor) -> Tensor:
-        if not isinstance(x, Tensor) or not x.is_floating_point() or x.dim() != RAW_DIMS[m]:
+        spectrogram = m == "audio" and self.audio_input == "log_mel"
+        dims = 4 if spectrogram else RAW_DIMS[m]
+        if not isinstance(x, Tensor) or not x.is_floating_point() or x.dim() != dims:
             got = f"{type(x).__name__} {tuple(x.shape)} {x.dtype}" if isinstance(x, Tensor) else type(x).__name__
-            raise ValueError(f"raw {m!r} must be a float tensor with {RAW_DIMS[m]} dims "
-                             f"({'[N, samples]' if m == 'audio' else '[N, C, ...]'}), got {got}")
-        return self.log_mel(x) if m == "audio" else x
+            shape = "[N, samples]" if m == "audio" and not spectrogram else "[N, C, ...]"
+            raise ValueError(f"raw {m!r} must be a float tensor with {dims} dims ({shape}), got {got}")
+        return self.log_mel(x) if m == "audio" and not spectrogram else x
 
     def transform(self, raw: Mapping[str, Any], device: torch.device | str | None = None) -> dict[str, Tensor]:
         """Model inputs (sorted by modality) for a batch of raw samples."""
@@ -121,64 +149,10 @@ class Preprocessing:
         return cls(**d)
 
 
-@dataclass(frozen=True)
-class SystemSpec:
-    """What :func:`build_system_model` builds: one encoder per modality, a fusion, a linear head per task."""
-
-    modalities: tuple[str, ...]
-    classes: dict[str, tuple[str, ...]]  # task -> class names
-    vocab_size: int = 0
-    caption_len: int = 12
-    dim: int = 32  # every encoder's output width
-    width: int = 8  # base channel width of the convolutional encoders
-    text_encoder: str = "gru"  # gru | transformer
-    fusion: str = "concat"  # a name build_fusion knows
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["modalities"] = list(self.modalities)
-        d["classes"] = {k: list(v) for k, v in self.classes.items()}
-        return d
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> SystemSpec:
-        d = dict(d)
-        d["modalities"] = tuple(d["modalities"])
-        d["classes"] = {k: tuple(v) for k, v in d["classes"].items()}
-        return cls(**d)
-
-
-def build_system_model(spec: SystemSpec) -> MultimodalModel:
-    """The model ``spec`` describes (freshly initialised)."""
-    from mmcourse.encoders.audio import AudioCNN
-    from mmcourse.encoders.image import SmallCNN
-    from mmcourse.encoders.text import GRUTextEncoder, TransformerTextEncoder
-    from mmcourse.encoders.video import Video3DCNN
-    from mmcourse.fusion.registry import build_fusion
-
-    text = {"gru": lambda: GRUTextEncoder(spec.vocab_size, dim=spec.dim),
-            "transformer": lambda: TransformerTextEncoder(spec.vocab_size, spec.dim, depth=1, heads=2,
-                                                          max_len=spec.caption_len)}
-    if spec.text_encoder not in text:
-        raise ValueError(f"text_encoder={spec.text_encoder!r}; use one of {sorted(text)}")
-    build = {"image": lambda: SmallCNN(spec.width, spec.dim), "audio": lambda: AudioCNN(spec.dim, spec.width),
-             "video": lambda: Video3DCNN(spec.dim, spec.width), "text": text[spec.text_encoder]}
-    bad = sorted(set(spec.modalities) - set(build))
-    if bad or not spec.modalities:
-        raise ValueError(f"unknown modalities {bad or list(spec.modalities)}; use some of {sorted(build)}")
-    if "text" in spec.modalities and spec.vocab_size < 4:
-        raise ValueError(f"a text encoder needs vocab_size >= 4, got {spec.vocab_size}")
-    mods = sorted(spec.modalities)
-    fusion = build_fusion(spec.fusion, {m: spec.dim for m in mods})
-    fused = getattr(fusion, "out_dim", spec.dim)
-    heads = {t: nn.Linear(fused, len(names)) for t, names in spec.classes.items()}
-    return MultimodalModel({m: build[m]() for m in mods}, fusion, heads)
-
-
 class System:
     """A model with its preprocessing: ``predict_raw(samples)`` goes from raw samples to logits."""
 
-    def __init__(self, model: nn.Module, spec: SystemSpec, preprocessing: Preprocessing):
+    def __init__(self, model: nn.Module, spec: ModelSpec, preprocessing: Preprocessing):
         self.model, self.spec, self.preprocessing = model, spec, preprocessing
 
     @property
@@ -210,10 +184,12 @@ class System:
         return save_system(path, self.model, self.spec, self.preprocessing)
 
 
-def save_system(path: str | Path, model: nn.Module, spec: SystemSpec, preprocessing: Preprocessing) -> Path:
-    """Write weights, spec and preprocessing as plain values (atomically: a crash never leaves half a file)."""
-    from mmcourse.engine.speed import unwrap
+def save_system(path: str | Path, model: nn.Module, spec: ModelSpec, preprocessing: Preprocessing) -> Path:
+    """Write weights, spec and preprocessing as plain values (atomically: a crash never leaves half a file).
 
+    ``load_system`` rebuilds the model with ``build_model(spec)``, so the spec must describe it (a model whose
+    encoders were passed in, such as ``compare_fusions``' fast encoders, works in memory as a ``System`` but
+    cannot be rebuilt from its spec: loading it raises, naming the weights that do not fit)."""
     state = {k: v.detach().cpu() for k, v in unwrap(model).state_dict().items()}
     return atomic_torch_save({"format": FORMAT, "spec": spec.to_dict(), "preprocessing": preprocessing.to_dict(),
                               "state_dict": state}, path)
@@ -225,9 +201,13 @@ def load_system(path: str | Path, device: torch.device | str | None = None) -> S
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         got = blob.get("format") if isinstance(blob, dict) else type(blob).__name__
         raise ValueError(f"{path} is not a saved mmcourse system (format {got!r}, expected {FORMAT!r})")
-    spec = SystemSpec.from_dict(blob["spec"])
-    model = build_system_model(spec)
-    model.load_state_dict(blob["state_dict"])
+    spec = ModelSpec.from_dict(blob["spec"])
+    model = build_model(spec)
+    try:
+        model.load_state_dict(blob["state_dict"])
+    except RuntimeError as e:
+        raise ValueError(f"{path}: the saved weights do not fit build_model(spec) — was the model built from "
+                         f"encoders passed in rather than from its spec? {str(e).splitlines()[0]}") from e
     return System(model.to(device or "cpu").eval(), spec, Preprocessing.from_dict(blob["preprocessing"]))
 
 
