@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from mmcourse.analysis.compare import build_model, compare_fusions, training_memory_mib
+from mmcourse.analysis.compare import build_method as build_model
+from mmcourse.analysis.compare import compare_fusions, training_memory_mib
 from mmcourse.data.dataset import MultimodalDataset
 from mmcourse.models import LateFusionModel, MultimodalModel, count_parameters
 
@@ -62,6 +63,9 @@ def test_compare_fusions_table_and_synergy():
     assert res.best() == "concat"
     assert "| concat |" in res.to_markdown()
     assert set(res.models) == {"only:a", "late", "concat"}
+    assert all(len(v) == 2 for v in res.models_per_seed.values())  # every seed's model is kept
+    assert res.models_per_seed["concat"][-1] is res.models["concat"]
+    assert not res.models["concat"].training and res.specs["late"].fusion == "late"
     ax = res.plot()
     assert len(ax.patches) == 3
     with pytest.raises(KeyError, match="no method"):
@@ -80,3 +84,32 @@ def test_memory_and_params():
     d = _xor_data(16, 0)
     mib = training_memory_mib(model, d.inputs, d.targets)
     assert math.isfinite(mib) and mib >= 4 * count_parameters(model) * 4 / 2**20
+
+
+class BNEnc(nn.Module):
+    def __init__(self, d_in, out_dim=8):
+        super().__init__()
+        self.out_dim, self.lin, self.bn = out_dim, nn.Linear(d_in, out_dim), nn.BatchNorm1d(out_dim)
+
+    def forward(self, x):
+        return self.bn(self.lin(x))
+
+
+def test_memory_measurement_leaves_the_model_and_its_batch_norm_untouched():
+    model = build_model("concat", {"a": BNEnc(3), "b": BNEnc(3)}, {"label": 2}).eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    d = _xor_data(16, 0)
+    training_memory_mib(model, {k: v * 100 for k, v in d.inputs.items()}, d.targets)
+    assert not model.training, "the model came back in train mode"
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), f"{k} changed: the measurement trained on its batch"
+
+
+def test_compare_fusions_passes_the_fit_config_through():
+    train, test = _xor_data(128, 0), _xor_data(64, 1)
+    with pytest.raises(ValueError, match="clip_grad"):
+        compare_fusions(["concat"], train, test, _encoders, seeds=(0,), epochs=1, clip_grad=0.0)
+    with pytest.raises(ValueError, match="schedule"):
+        compare_fusions(["concat"], train, test, _encoders, seeds=(0,), epochs=1, schedule="step")
+    res = compare_fusions(["concat"], train, test, _encoders, seeds=(0,), epochs=1, optimizer="sgd", clip_grad=1.0)
+    assert res.acc("concat") >= 0

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import nbformat
 
+from mmcourse.authoring.notebook_tools import fixed, repo_url
 from mmcourse.cli import main
-from mmcourse.notebook_tools import fixed, repo_url
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,7 +50,7 @@ def test_grade_cli_writes_json(tmp_path):
     out = tmp_path / "report.json"
     assert main(["grade", str(path), "--json", str(out), "--cell-timeout", "60"]) == 0
     report = json.loads(out.read_text())
-    assert report["points"] == 1 and report["max_points"] == 3
+    assert report["points"] == 1 and report["max_points"] == 7 and report["error"] is None
 
 
 def test_notebook_tools_fix_is_idempotent_and_uses_config_url():

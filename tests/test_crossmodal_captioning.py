@@ -6,10 +6,12 @@ import pytest
 import torch
 from torch import nn
 
+from mmcourse.batch import Batch
 from mmcourse.crossmodal.caption_metrics import attribute_accuracy, attribute_word_ids, mentions
-from mmcourse.crossmodal.captioning import CaptionDecoder, Captioner, caption_targets_mask, train_captioner
+from mmcourse.crossmodal.captioning import CaptionDecoder, Captioner, CaptionLoss, caption_targets_mask, memory_data
 from mmcourse.crossmodal.decoding import beam_search, greedy_decode
 from mmcourse.data.text import Vocab
+from mmcourse.engine import fit
 
 
 def markov_model(V=4, seed=0):
@@ -118,8 +120,12 @@ def test_captioner_learns_to_describe(frozen):
     dec = CaptionDecoder(12, 16, dim=32, depth=1, heads=2, max_len=4, dropout=0.0, memory_len=2)
     model = Captioner(enc, dec)
     data, test = caption_data(400, 0), caption_data(100, 1)
-    losses = train_captioner(model, data, epochs=20, lr=5e-3, batch_size=50)
+    train = memory_data(model, data) if frozen else Batch(data, {})  # a frozen encoder's tokens: computed once
+    hist = fit(model, train, loss=CaptionLoss(), epochs=20, lr=5e-3, batch_size=50, drop_last=True, clip_grad=1.0,
+               device="cpu", progress=False)
+    losses = hist["train_loss"]
     assert losses[-1] < 0.3 * losses[0], losses
+    assert hist.last["train_word_acc"] > 0.9
     for method in ("greedy", "beam"):
         out = model.generate(test["image"], method=method, beam_size=3, chunk=32)
         assert out.shape == (100, 4)

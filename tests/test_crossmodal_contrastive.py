@@ -7,14 +7,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mmcourse.batch import Batch
 from mmcourse.crossmodal.contrastive import (
     ContrastiveModel,
+    InfoNCELoss,
     LearnableTemperature,
     info_nce,
     similarity_logits,
-    train_contrastive,
 )
 from mmcourse.crossmodal.retrieval import retrieval_report
+from mmcourse.engine import fit
 
 
 class VecEncoder(nn.Module):
@@ -102,14 +104,18 @@ def test_learnable_temperature_is_log_parametrised_and_clamped():
     assert not fixed.log_scale.requires_grad
 
 
-def test_two_towers_learn_to_retrieve():
+def test_two_towers_learn_to_retrieve_through_fit():
     torch.manual_seed(0)
     data = paired_data(100)
-    model = ContrastiveModel(VecEncoder(12), BagEncoder(23), dim=16, temperature=0.1)
+    model = ContrastiveModel(VecEncoder(12), BagEncoder(23), dim=16)
+    loss = InfoNCELoss(("image", "text"), temperature=0.1)
     za, zb = model.embed_all(data)
     before = retrieval_report(za, zb)["image→text"]["R@1"]
-    losses = train_contrastive(model, data, epochs=60, lr=1e-2, batch_size=50, seed=0)
+    hist = fit(model, Batch(data, {}), loss=loss, epochs=60, lr=1e-2, batch_size=50, drop_last=True, seed=0,
+               clip_grad=1.0, device="cpu", progress=False)
+    losses = hist["train_loss"]
     assert losses[-1] < 0.5 * losses[0], losses
+    assert hist.last["train_temperature"] != pytest.approx(0.1), "fit optimised the loss's temperature"
     za, zb = model.embed_all(data)
     assert za.shape == zb.shape == (100, 16)
     torch.testing.assert_close(za.norm(dim=1), torch.ones(100))
@@ -118,13 +124,23 @@ def test_two_towers_learn_to_retrieve():
     assert report["text→image"]["R@1"] > 0.5, report
 
 
+def test_model_speaks_the_dict_contract():
+    model = ContrastiveModel(VecEncoder(12), BagEncoder(23), dim=8, modalities=("image", "text"))
+    out = model(paired_data(4))
+    assert set(out) == {"image", "text"} and out["image"].shape == (4, 8)
+    with pytest.raises(KeyError, match="lacks"):
+        model({"image": torch.randn(2, 12)})
+    with pytest.raises(KeyError, match="compares outputs"):
+        InfoNCELoss(("image", "caption"))(out, None)
+
+
 def test_frozen_tower_stays_frozen_and_in_eval_mode():
     data = paired_data(60)
     text = BagEncoder(23)
     text.requires_grad_(False)
     before = text.emb.weight.clone()
     model = ContrastiveModel(VecEncoder(12), text, dim=8)
-    train_contrastive(model, data, epochs=2, lr=1e-2, batch_size=30)
+    fit(model, Batch(data, {}), loss=InfoNCELoss(), epochs=2, lr=1e-2, batch_size=30, device="cpu", progress=False)
     torch.testing.assert_close(text.emb.weight, before)
     model.train()
     assert model.enc_b.training is False and model.enc_a.training is True

@@ -6,16 +6,16 @@ import pytest
 import torch
 
 from mmcourse.data import make_world
-from mmcourse.data.probes import linear_probe, probe_features, probe_modalities
+from mmcourse.data.probes import probe_accuracy, probe_features, probe_modalities
 
 
 def test_linear_probe_learns_a_separable_problem_and_rejects_empty():
     g = torch.Generator().manual_seed(0)
     x = torch.randn(400, 5, generator=g)
     y = (x[:, 0] > 0).long() + 2 * (x[:, 1] > 0).long()
-    assert linear_probe(x[:300], y[:300], x[300:], y[300:]) > 0.85
+    assert probe_accuracy(x[:300], y[:300], x[300:], y[300:]) > 0.85
     with pytest.raises(ValueError, match="at least one"):
-        linear_probe(x[:0], y[:0], x, y)
+        probe_accuracy(x[:0], y[:0], x, y)
 
 
 def test_features_shapes_and_fusion_beats_single_modalities():

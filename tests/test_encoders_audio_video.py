@@ -15,8 +15,11 @@ def test_audio_shapes_tokens_over_time():
     assert m(x).shape == (2, 16) and m.out_dim == 16
     t = m.tokens(x)
     assert t.shape == (2, 10, 16)  # one token per two frames
-    torch.testing.assert_close(t.mean(1), m(x), atol=1e-5, rtol=1e-4)
     assert m(torch.randn(2, 1, 13, 21)).shape == (2, 16)  # MFCC-sized input, odd frame count
+    flat = AudioCNN(16, width=4, bands=1, segments=1).eval()  # global average pooling
+    torch.testing.assert_close(flat.tokens(x).mean(1), flat(x), atol=1e-5, rtol=1e-4)
+    with pytest.raises(TypeError):
+        AudioCNN(16, 4)  # width is keyword-only
 
 
 @pytest.mark.parametrize("bad", [torch.randn(2, 2, 32, 20), torch.randn(2, 32, 20)])

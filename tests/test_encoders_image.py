@@ -18,12 +18,19 @@ from mmcourse.encoders.resnet import (
 
 
 def test_small_cnn_shapes_and_tokens():
-    m = SmallCNN(width=8, out_dim=16).eval()
+    m = SmallCNN(16, width=8, grid=1).eval()  # global average pooling: one token per position
     x = torch.randn(2, 3, 32, 32)
     assert m.out_dim == 16 and m(x).shape == (2, 16)
     t = m.tokens(x)
     assert t.shape == (2, 64, 16)
     torch.testing.assert_close(t.mean(1), m(x), atol=1e-5, rtol=1e-4)
+    g = SmallCNN(16, width=8, grid=2).eval()  # a 2x2 grid of cells for forward; tokens unchanged
+    assert g(x).shape == (2, 16) and g.tokens(x).shape == (2, 64, 16)
+    quadrants = g.tokens(x).reshape(2, 2, 4, 2, 4, 16).mean(dim=(2, 4)).reshape(2, 4, 16)  # [B, cells, D]
+    torch.testing.assert_close(g.pool.merge(quadrants.flatten(1)), g(x), atol=1e-5, rtol=1e-4)
+    assert SmallCNN(16, width=8).pool.grid == (4, 4)
+    with pytest.raises(TypeError):
+        SmallCNN(16, 8)  # width is keyword-only: SmallCNN(out_dim, width=...) like AudioCNN and the video encoders
 
 
 @pytest.mark.parametrize("bad", [torch.randn(2, 6, 32, 32), torch.randn(3, 32, 32)])

@@ -14,8 +14,8 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_engine_fit import ToyData, toy_model  # noqa: E402
 
+from mmcourse.bench_cli import BEGIN, END, add_arguments, mfu_table, write_section  # noqa: E402
 from mmcourse.engine.bench import Timer, results_table, run_ladder, run_setting, settings  # noqa: E402
-from mmcourse.engine.bench_cli import BEGIN, END, add_arguments, mfu_table, write_section  # noqa: E402
 from mmcourse.engine.flops import mfu, peak_flops, recurrent_flops, train_step_flops  # noqa: E402
 
 
@@ -70,7 +70,7 @@ def test_cpu_table_marks_gpu_rows_not_yet_measured():
 def test_engine_is_not_slower_than_the_plain_loop_on_cpu():
     """Same model, data and batch; the engine skips the DataLoader and the per-step host read."""
     from mmcourse.data.world import world_splits
-    from mmcourse.engine.bench_cli import world_model
+    from mmcourse.recipes.step_bench import world_model
 
     splits = world_splits(768, 128, 8, seed=0, modalities=("image",))
     threads = torch.get_num_threads()
@@ -84,7 +84,8 @@ def test_engine_is_not_slower_than_the_plain_loop_on_cpu():
     assert plain.setting.plain and not engine.setting.plain and len(results) == 2
     p, e = statistics.median(plain.samples_per_s), statistics.median(engine.samples_per_s)
     # CPU seconds of this single-threaded process (steady under load); margin for the remaining noise.
-    # Measured while writing this: engine ≈ 1.4× the plain loop
+    # A CPU gains nothing measurable from the engine (issue 20: 0.99× in wall time on an idle 2-core machine);
+    # this guards against it becoming slower
     print(f"engine {e:.0f} vs plain loop {p:.0f} samples per CPU second: {e / p:.2f}x")
     assert e >= 0.9 * p, f"engine {e:.0f} samples/s vs plain loop {p:.0f}"
     assert engine.flops_per_sample == pytest.approx(plain.flops_per_sample)

@@ -91,7 +91,7 @@ def test_fit_learns_and_history_has_rows():
 def test_evaluate_keys_and_values_match_a_manual_computation():
     model, val = toy_model(), ToyData(130, seed=1)
     res = evaluate(model, val, batch_size=32)
-    assert set(res) == {"loss", "acc", "acc/shape", "acc/color"}
+    assert set(res) == {"loss", "acc", "acc/shape", "acc/color", "loss/shape", "loss/color"}
     with torch.no_grad():
         out = model(val.inputs)
     ce = sum(nn.functional.cross_entropy(out[t], val.targets[t]) for t in ("shape", "color"))
@@ -99,6 +99,7 @@ def test_evaluate_keys_and_values_match_a_manual_computation():
     assert res["loss"] == pytest.approx(ce.item(), rel=1e-5)
     assert res["acc/color"] == pytest.approx(accs[0]) and res["acc/shape"] == pytest.approx(accs[1])
     assert res["acc"] == pytest.approx(sum(accs) / 2)
+    assert res["loss/shape"] + res["loss/color"] == pytest.approx(res["loss"], rel=1e-5)
 
 
 def test_evaluate_present_drops_a_modality_like_zeroed_inputs():
@@ -271,3 +272,24 @@ def test_no_host_sync_inside_the_training_step_on_cuda():
             callbacks=[NoSync()], progress=False)
     finally:
         torch.cuda.set_sync_debug_mode("default")
+
+
+def test_the_plain_loop_trains_tensors_and_datasets_with_or_without_a_dataloader():
+    from mmcourse.engine.minimal import plain_loop, train_minibatch
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(300, 4, generator=g)
+    y = (x[:, 0] > 0).long()
+    net = nn.Linear(4, 2)
+    accs = plain_loop(net, (x, y), (x, y), epochs=3, lr=0.05, batch_size=32)
+    assert len(accs) == 3 and accs[-1] > 0.9 and not net.training
+    torch.manual_seed(0)
+    a, b = nn.Linear(4, 2), nn.Linear(4, 2)
+    b.load_state_dict(a.state_dict())
+    train_minibatch(a, x, y, epochs=2, lr=0.05, batch_size=32, seed=3)
+    plain_loop(b, (x, y), epochs=2, lr=0.05, batch_size=32, seed=3)
+    assert torch.equal(a.weight, b.weight), "train_minibatch is the plain loop"
+    model, data = toy_model(), ToyData(256)
+    losses = plain_loop(model, data, epochs=3, lr=1e-2, batch_size=64, optimizer="adamw", dataloader=True)
+    assert losses[-1] < losses[0]
+    assert plain_loop(toy_model(), data, ToyData(64, 1), epochs=1, batch_size=64, dataloader=True)[0] > 0

@@ -1,20 +1,46 @@
-"""mmcourse.grading: checks never crash, the generator blanks solutions, the grader scores and times out."""
+"""mmcourse.grading: checks never crash, answers come back as plain values, the sandbox survives its learner's
+code, and the grader scores a solution and its blank exercise (the attacks are in test_grading_attacks.py)."""
 
+import collections
 import json
+import os
 import sys
 import time
 from pathlib import Path
 
+import cloudpickle
 import nbformat
+import numpy as np
 import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
 
-from mmcourse.grading.exercises import SolutionMarkerError, blank_source, generate, make_exercise
+from mmcourse.authoring.exercises import make_exercise
+from mmcourse.grading.answers import (
+    AnswerCrashed,
+    AnswerRaised,
+    AnswerTimeout,
+    ForbiddenCall,
+    LocalAnswer,
+    WrongType,
+    check_plain,
+    from_answer,
+    to_plain,
+)
 from mmcourse.grading.grader import grade_notebook
 from mmcourse.grading.registry import check, get_check, register, run_check
+from mmcourse.grading.runner import check_calls
+from mmcourse.grading.sandbox import RemoteAnswer, Sandbox
 
 FIXTURES = Path(__file__).parent / "fixtures"
 sys.path.insert(0, str(FIXTURES))
-import ch99_checks  # noqa: E402,F401  (registers 99.add and 99.square)
+sys.path.insert(0, str(Path(__file__).parent))
+import ch99_checks  # noqa: E402  (registers chapter 99)
+from test_authoring_exercises import solution_nb  # noqa: E402
+
+ENV = {"PYTHONPATH": os.pathsep.join([str(FIXTURES), os.environ.get("PYTHONPATH", "")])}
+torch.testing.assert_close(torch.zeros(1), torch.zeros(1))  # its lazy imports would eat the 5 s of a fixture check
 
 
 def test_right_wrong_raising_and_blank_answers(capsys):
@@ -23,7 +49,11 @@ def test_right_wrong_raising_and_blank_answers(capsys):
     assert wrong.points == 0 and wrong.status == "failed" and "expected 3" in wrong.message
     assert "Hint: return a + b" in wrong.message
     raising = run_check("99.add", lambda a, b: 1 / 0)
-    assert raising.status == "error" and "ZeroDivisionError" in raising.message
+    assert raising.status == "error" and "your code raised ZeroDivisionError" in raising.message
+    own_assert = run_check("99.add", lambda a, b: exec("assert False, 'all hidden tests pass'"))
+    assert own_assert.status == "error" and "your code raised AssertionError" in own_assert.message
+    unusable = run_check("99.scale", lambda x: [1, 2])  # the test itself trips over the returned value
+    assert unusable.status in ("failed", "error") and unusable.points == 0
 
     def blank(a, b):
         raise NotImplementedError()
@@ -47,98 +77,134 @@ def test_unknown_and_malformed_ids():
         register("conv2d")
 
 
-def test_record_writes_jsonl(tmp_path, monkeypatch):
+def test_check_records_for_tests_and_runs_nothing_under_the_grader(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("MMCOURSE_RECORDS", str(tmp_path))
     check("99.add", lambda a, b: a + b)
-    (line,) = [json.loads(x) for f in tmp_path.glob("grades-*.jsonl") for x in f.read_text().splitlines()]
+    (line,) = [json.loads(x) for f in tmp_path.glob("checks-*.jsonl") for x in f.read_text().splitlines()]
     assert line["check_id"] == "99.add" and line["points"] == 2
+    monkeypatch.setenv("MMCOURSE_GRADING", "1")
+    res = check("99.add", lambda a, b: 1 / 0)
+    assert res.status == "deferred" and res.points == 0 and "mmcourse grade" in capsys.readouterr().out
+    assert len(list(tmp_path.glob("checks-*.jsonl"))) == 1 and len(tmp_path.glob("checks-*.jsonl").__next__()
+                                                                   .read_text().splitlines()) == 1
 
 
-SOLVED = '''def add(a, b):
-    """Return a + b."""
-    # BEGIN SOLUTION
-    total = a + b
-    return total
-    # END SOLUTION'''
+def test_results_are_plain_copies_of_exact_types():
+    class Eq(int):
+        def __eq__(self, other):
+            return True
+
+        __hash__ = int.__hash__
+
+    class Sneaky(torch.Tensor):
+        pass
+
+    with pytest.raises(WrongType, match="subclass of int"):
+        to_plain([1, Eq(2)])
+    with pytest.raises(WrongType, match="subclass of Tensor"):
+        to_plain(torch.zeros(2).as_subclass(Sneaky))
+    with pytest.raises(WrongType, match="torch.nn.modules.linear.Linear"):
+        to_plain(nn.Linear(2, 2))
+    p = nn.Parameter(torch.ones(2))
+    out = to_plain({"w": p, "n": np.float64(0.5), "s": torch.Size([2, 3]),
+                    "d": collections.OrderedDict(a=1), "m": torch.randn(3, 4).max(1)})
+    assert type(out["w"]) is torch.Tensor and not out["w"].requires_grad and out["w"].data_ptr() != p.data_ptr()
+    assert type(out["n"]) is float and out["s"] == (2, 3) and type(out["d"]) is dict and len(out["m"]) == 2
+    with pytest.raises(WrongType):
+        check_plain({"w": p})  # what the grader reads back must already be plain
+    assert check_plain({"a": [torch.zeros(1), 1, 2.0, "x", None, True]})["a"][1] == 1
 
 
-def test_blank_source_keeps_indentation_and_rejects_bad_markers():
-    out = blank_source(SOLVED)
-    assert "total" not in out and "    raise NotImplementedError()" in out and '"""Return a + b."""' in out
-    with pytest.raises(SolutionMarkerError, match="inside a function"):
-        blank_source("# BEGIN SOLUTION\nx = 1\n# END SOLUTION")
-    with pytest.raises(SolutionMarkerError, match="never closed"):
-        blank_source("def f():\n    # BEGIN SOLUTION\n    return 1")
+def test_forbidden_calls_fail_even_when_the_error_is_swallowed():
+    x, w = torch.randn(1, 1, 5, 6), torch.randn(1, 1, 3, 3)
+
+    def sly(x, w):
+        try:
+            return torch.ops.aten.conv2d(x, w)
+        except Exception:  # noqa: BLE001
+            return None
+
+    for cheat in (lambda x, w: F.conv2d(x, w), lambda x, w: torch.conv2d(x, w), sly):
+        with pytest.raises(ForbiddenCall, match="calls conv2d"):
+            LocalAnswer(cheat, ("conv2d",), "use unfold")(x, w)
+    assert LocalAnswer(lambda x, w: F.unfold(x, 3), ("conv2d",))(x, w).shape == (1, 9, 12)
 
 
-def _solution_nb(extra_cells=()):
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nb.cells = [
-        nbformat.v4.new_markdown_cell("# 99 · Fixture\n\nbadge: solutions/99_fixture.ipynb"),
-        nbformat.v4.new_code_cell(f"import sys; sys.path.insert(0, {str(FIXTURES)!r}); import ch99_checks\n"
-                                  "from mmcourse.grading import check"),
-        nbformat.v4.new_code_cell(SOLVED),
-        nbformat.v4.new_code_cell("check('99.add', add)"),
-        nbformat.v4.new_code_cell("y = add(1, 2)"),
-        nbformat.v4.new_code_cell("z = y * 2"),
-        nbformat.v4.new_code_cell("def square(x):\n    # BEGIN SOLUTION\n    return x * x\n    # END SOLUTION"),
-        nbformat.v4.new_code_cell("check('99.square', square)"),
-        nbformat.v4.new_code_cell("def twice(x):\n    return 2 * square(x)"),
-        nbformat.v4.new_code_cell("w = twice(3)"),
-        *extra_cells,
-    ]
-    return nb
+def test_answers_get_copies_and_their_exceptions_are_marked():
+    x = torch.ones(3)
+    LocalAnswer(lambda t: t.mul_(5))(x)
+    assert torch.equal(x, torch.ones(3)), "the learner's in-place change reached the test's tensor"
+    with pytest.raises(ValueError) as info:
+        LocalAnswer(lambda: int("x"))()
+    assert from_answer(info.value)
+
+    class Custom(Exception):
+        pass
+
+    def boom():
+        raise Custom("mine")
+
+    with pytest.raises(AnswerRaised, match="Custom: mine"):
+        LocalAnswer(boom)()
 
 
-def test_make_exercise_tags_cells_that_use_blank_functions():
-    ex = make_exercise(json.loads(nbformat.writes(_solution_nb())), "99_fixture.ipynb")
-    tags = [c.get("metadata", {}).get("tags", []) for c in ex["cells"]]
-    assert "raises-exception" in tags[4] and "raises-exception" in tags[5]  # calls add; uses its result
-    assert "raises-exception" not in tags[3] and "raises-exception" not in tags[7]  # check() never raises
-    assert "raises-exception" not in tags[8] and "raises-exception" in tags[9]  # a helper calling a blank one
-    assert "exercises/99_fixture.ipynb" in ex["cells"][0]["source"]
-    assert all(c.get("outputs", []) == [] for c in ex["cells"] if c["cell_type"] == "code")
-    with pytest.raises(SolutionMarkerError, match="no '# BEGIN SOLUTION'"):
-        make_exercise(json.loads(nbformat.writes(nbformat.v4.new_notebook())), "x.ipynb")
+@pytest.mark.timeout(240)
+def test_sandbox_runs_answers_and_survives_hangs_and_crashes(tmp_path):
+    box = Sandbox(["ch99_checks"], cwd=str(tmp_path), env={**os.environ, **ENV})
+    try:
+        box.start(time.monotonic() + 120)
+        deadline = lambda s=20: time.monotonic() + s  # noqa: E731
+
+        def remote(obj, name="x", forbid=()):
+            box.ensure(name, cloudpickle.dumps(obj), deadline(), deadline(120))
+            return RemoteAnswer(box, name, forbid, "", deadline())
+
+        assert remote(lambda a, b: a + b, "add")(2, 3) == 5
+        counter = type("Counter", (), {"__init__": lambda s: setattr(s, "value", 0),
+                                       "step": lambda s: setattr(s, "value", s.value + 1)})
+        assert remote(counter, "counter").probe(ch99_checks.probe_counter, 3) == {"value": 3, "type": "int"}
+        with pytest.raises(ValueError) as info:
+            remote(lambda: int("x"), "raise")()
+        assert from_answer(info.value)
+        with pytest.raises(ForbiddenCall):
+            remote(lambda t: t.sum(), "sum", ("sum",))(torch.ones(2))
+        with pytest.raises(WrongType, match="subclass of int"):
+            remote(lambda: type("Eq", (int,), {"__eq__": lambda s, o: True})(1), "eq")()
+        with pytest.raises(AnswerRaised, match="KeyboardInterrupt"):
+            remote(lambda: (_ for _ in ()).throw(KeyboardInterrupt), "ki")()
+        spin = remote(lambda: [None for _ in iter(int, 1)], "spin")
+        spin.deadline = time.monotonic() + 2
+        with pytest.raises(AnswerTimeout):
+            spin()
+        assert box.proc is None  # killed; the next answer gets a fresh sandbox
+        box.start(deadline(120))
+        with pytest.raises(AnswerCrashed):
+            remote(lambda: os._exit(3), "exit")()
+        box.start(deadline(120))
+        assert remote(lambda x: x * x, "square")(4) == 16 and box.starts == 3
+    finally:
+        box.close()
 
 
-def test_generate_writes_then_reports_in_sync(tmp_path):
-    (tmp_path / "solutions").mkdir()
-    nbformat.write(_solution_nb(), tmp_path / "solutions" / "99_fixture.ipynb")
-    assert generate(tmp_path, check_only=True) == ["99_fixture.ipynb"]
-    assert generate(tmp_path) == ["99_fixture.ipynb"]
-    assert generate(tmp_path, check_only=True) == []
+def test_check_calls_are_found_in_cells():
+    src = "%matplotlib inline\nres = check('03.conv2d', conv2d)\nmmg.check(\"03.maxpool\", pools['max'])\n" \
+          "check(name, f)\nprint('check(\"03.x\", y)')"
+    assert check_calls(src) == [("03.conv2d", "conv2d"), ("03.maxpool", "pools['max']")]
+    assert check_calls("def f(:\ncheck('03.conv2d', conv2d)") == [("03.conv2d", "conv2d")]
 
 
-@pytest.mark.timeout(180)
-def test_grader_scores_solution_exercise_hang_and_crash(tmp_path):
+@pytest.mark.timeout(300)
+def test_grader_scores_a_solution_full_and_its_blank_exercise_zero(tmp_path):
+    setup = f"import sys; sys.path.insert(0, {str(FIXTURES)!r}); import ch99_checks\nfrom mmcourse.grading import check"
     sol = tmp_path / "99_fixture.ipynb"
-    nbformat.write(_solution_nb(), sol)
-    report = grade_notebook(sol, cell_timeout=30)
-    assert (report.points, report.max_points) == (3, 3), report.summary()
-
+    nbformat.write(solution_nb(setup), sol)
+    report = grade_notebook(sol, cell_timeout=60, deadline=200, env=ENV)
+    assert (report.points, report.max_points) == (3, 7) and not report.error, report.summary()
     ex = tmp_path / "ex" / "99_fixture.ipynb"
     ex.parent.mkdir()
     ex.write_text(json.dumps(make_exercise(json.loads(sol.read_text()), sol.name)))
-    report = grade_notebook(ex, cell_timeout=30)
-    assert (report.points, report.max_points) == (0, 3) and not report.kernel_died
-    assert {t.status for t in report.tasks} == {"not implemented"}
-
-    hang = tmp_path / "hang" / "99_fixture.ipynb"
-    hang.parent.mkdir()
-    nb = _solution_nb()
-    nb.cells.insert(4, nbformat.v4.new_code_cell("while True:\n    pass"))
-    nbformat.write(nb, hang)
-    start = time.perf_counter()
-    report = grade_notebook(hang, cell_timeout=15)  # generous: importing torch on a busy machine takes seconds
-    assert time.perf_counter() - start < 150
-    assert report.timed_out_cells == [4] and report.points == 3, report.summary()  # later cells still ran
-
-    crash = tmp_path / "crash" / "99_fixture.ipynb"
-    crash.parent.mkdir()
-    nb = _solution_nb()
-    nb.cells.insert(4, nbformat.v4.new_code_cell("import os; os._exit(1)"))
-    nbformat.write(nb, crash)
-    report = grade_notebook(crash, cell_timeout=30)
-    assert report.kernel_died and report.points == 2 and report.max_points == 3, report.summary()
+    report = grade_notebook(ex, cell_timeout=60, deadline=200, env=ENV)
+    assert (report.points, report.max_points) == (0, 7) and not report.kernel_died, report.summary()
+    statuses = {t.check_id: t.status for t in report.tasks}
+    assert statuses["99.add"] == statuses["99.square"] == "not implemented", report.summary()
+    assert len(report.cell_errors) == 3 and "NotImplementedError" in report.cell_errors[0]

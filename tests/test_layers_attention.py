@@ -124,3 +124,42 @@ def test_bad_masks_and_shapes_raise():
         MultiHeadAttention(16, 4)(torch.randn(2, 3, 8))
     with pytest.raises(ValueError, match="divisible"):
         MultiHeadAttention(10, 4)
+
+
+@pytest.mark.parametrize("masks", ["none", "key", "bool", "float", "causal", "all", "dead_row"])
+def test_fused_attention_equals_the_explicit_version(masks):
+    from mmcourse.layers.attention import MultiHeadAttention
+
+    torch.manual_seed(0)
+    B, Lq, D = 3, 5, 16
+    Lk = Lq if masks in ("causal", "all") else 6
+    q, kv = torch.randn(B, Lq, D), torch.randn(B, Lk, D)
+    key_mask = torch.ones(B, Lk, dtype=torch.bool)
+    key_mask[0, 4:] = False
+    kw = {}
+    if masks in ("key", "all", "dead_row"):
+        kw["key_mask"] = key_mask
+    if masks in ("bool", "all"):
+        kw["attn_mask"] = torch.rand(Lq, Lk) > 0.3
+    if masks == "float":
+        kw["attn_mask"] = torch.randn(Lq, Lk)
+    if masks in ("causal", "all"):
+        kw["is_causal"] = True
+    if masks == "dead_row":
+        kw["key_mask"] = key_mask.clone()
+        kw["key_mask"][1] = False  # sample 1 has no key at all: a zero output, not NaN
+    explicit = MultiHeadAttention(D, 4, dropout=0.0)
+    fused = MultiHeadAttention(D, 4, dropout=0.0, fused=True)
+    fused.load_state_dict(explicit.state_dict())
+    key = kv
+    a, _ = explicit(q, key, key, **kw)
+    b, w = fused(q, key, key, **kw)
+    assert w is None
+    torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5)
+    a.square().sum().backward()
+    b.square().sum().backward()
+    for (name, p1), p2 in zip(explicit.named_parameters(), fused.parameters()):
+        assert torch.isfinite(p2.grad).all(), name
+        torch.testing.assert_close(p2.grad, p1.grad, rtol=1e-4, atol=1e-5, msg=lambda m, n=name: f"{n}: {m}")
+    _, w = fused(q, key, key, need_weights=True, **kw)  # weights asked for: the explicit path gives them
+    assert w is not None and w.shape == (B, Lq, key.shape[1])

@@ -1,4 +1,4 @@
-"""mmcourse.multitask: task heads, per-task losses, the three loss weightings and fit_multitask."""
+"""mmcourse.multitask: task heads, per-task losses, and the three loss weightings as losses for fit."""
 
 import math
 from types import SimpleNamespace
@@ -7,18 +7,22 @@ import pytest
 import torch
 from torch import nn
 
+from mmcourse.batch import IGNORE_INDEX as IGNORE
+from mmcourse.engine import fit
+from mmcourse.models import ModelSpec, build_model
 from mmcourse.multitask import (
-    IGNORE,
     DynamicWeightAverage,
     FixedWeighting,
     UncertaintyWeighting,
-    fit_multitask,
     make_weighting,
     plot_task_weights,
-    shared_trunk_model,
     task_heads,
     task_losses,
 )
+
+
+def shared_trunk_model(encoders, num_classes):
+    return build_model(ModelSpec(classes=num_classes), encoders)
 
 
 class Flat(nn.Module):
@@ -114,25 +118,57 @@ def test_make_weighting_names():
 
 
 @pytest.mark.parametrize("name", ["fixed", "uncertainty", "dwa"])
-def test_fit_multitask_learns_and_records_weights(name):
+def test_fit_with_a_weighting_learns_and_records_weights(name):
     torch.manual_seed(0)
     data, val = _toy(512, 0), _toy(256, 1)
     model = shared_trunk_model({"image": Flat(4, 16)}, {"a": 2, "b": 2})
-    hist = fit_multitask(model, data, val, epochs=4, weighting=name, lr=1e-2, batch_size=64, device="cpu")
+    weighting = make_weighting(name, ["a", "b"])
+    hist = fit(model, data, val, loss=weighting, epochs=4, lr=1e-2, batch_size=64, device="cpu", progress=False)
     assert len(hist.rows) == 4
-    assert {"weight/a", "weight/b", "train_loss/a", "val_acc/a", "val_acc"} <= set(hist.last)
+    assert {"train_weight/a", "train_loss/a", "train_acc/a", "val_acc/a", "val_acc"} <= set(hist.last)
     assert hist.last["val_acc"] > 0.85, hist.last
-    if name == "uncertainty":  # the learned weights moved away from their start of 1
-        assert hist.last["weight/a"] != pytest.approx(1.0)
-    if name == "dwa":
-        assert hist.rows[1]["weight/a"] == 1.0 and hist.rows[2]["weight/a"] != 1.0
+    if name == "uncertainty":  # the learned weights moved: fit optimised the loss's parameters with the model
+        assert hist.last["train_weight/a"] != pytest.approx(1.0)
+        assert weighting.log_var.abs().sum() > 0
+    if name == "dwa":  # fit called the loss's on_epoch_end hook: the weights change from the third epoch on
+        assert hist.rows[1]["train_weight/a"] == 1.0 and hist.rows[2]["train_weight/a"] != 1.0
+        assert len(weighting.history) == 4
     ax = plot_task_weights(hist)
     assert len(ax.lines) == 2
 
 
-def test_fit_multitask_rejects_bad_input():
+def test_dwa_state_survives_a_resume(tmp_path):
+    data = _toy(256, 0)
+    kw = dict(epochs=4, lr=1e-2, batch_size=64, device="cpu", progress=False, seed=3)
+
+    class StopAfter:
+        def __init__(self, n):
+            self.n = n
+
+        def on_epoch_end(self, state, row):
+            state.stop = state.epoch >= self.n
+
+    torch.manual_seed(0)
+    straight, w1 = shared_trunk_model({"image": Flat(4, 8)}, {"a": 2, "b": 2}), DynamicWeightAverage(["a", "b"])
+    h1 = fit(straight, data, loss=w1, **kw)
+    torch.manual_seed(0)
+    first = shared_trunk_model({"image": Flat(4, 8)}, {"a": 2, "b": 2})
+    fit(first, data, loss=DynamicWeightAverage(["a", "b"]), checkpoint=tmp_path / "c.pt", callbacks=[StopAfter(3)],
+        **kw)
+    resumed, w2 = shared_trunk_model({"image": Flat(4, 8)}, {"a": 2, "b": 2}), DynamicWeightAverage(["a", "b"])
+    h2 = fit(resumed, data, loss=w2, resume=tmp_path / "c.pt", **kw)
+    assert w2.history == w1.history and torch.equal(w2.w, w1.w)
+    assert [r["train_loss"] for r in h2.rows] == [r["train_loss"] for r in h1.rows]
+    for p, q in zip(straight.parameters(), resumed.parameters()):
+        assert torch.equal(p, q)
+
+
+def test_weighting_rejects_tasks_the_data_does_not_have():
     model = shared_trunk_model({"image": Flat(4, 8)}, {"c": 2})
-    with pytest.raises(ValueError, match="heads"):
-        fit_multitask(model, _toy(32), epochs=1, device="cpu")
-    with pytest.raises(ValueError, match="epochs"):
-        fit_multitask(model, _toy(32), epochs=0, device="cpu")
+    with pytest.raises(ValueError, match="at least one task"):
+        fit(model, _toy(32), epochs=1, device="cpu", progress=False)
+    model = shared_trunk_model({"image": Flat(4, 8)}, {"a": 2, "b": 2})
+    with pytest.raises(KeyError, match="weighs tasks"):
+        fit(model, _toy(32), loss=FixedWeighting(["a", "z"]), epochs=1, device="cpu", progress=False)
+    with pytest.raises(ValueError, match=">= 0"):
+        FixedWeighting(["a"], {"a": -1.0})

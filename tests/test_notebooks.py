@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from mmcourse.grading.exercises import generate
+from mmcourse.authoring.book_rules import problems
+from mmcourse.authoring.exercises import generate
+from mmcourse.authoring.notebook_tools import run_fix
 from mmcourse.grading.registry import checks_of_chapter
-from mmcourse.notebook_tools import run_fix
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = sorted((ROOT / "book").glob("[0-9][0-9]_*.ipynb"))
@@ -32,11 +33,11 @@ def test_there_are_chapters():
 def test_committed_without_outputs(path):
     dirty = [i for i, c in enumerate(_cells(path)) if c["cell_type"] == "code" and (c.get("outputs")
                                                                                    or c.get("execution_count"))]
-    assert not dirty, f"{path.name}: cells {dirty} have outputs; run `python -m mmcourse.notebook_tools fix`"
+    assert not dirty, f"{path.name}: cells {dirty} have outputs; run `python -m mmcourse.authoring.notebook_tools fix`"
 
 
 def test_badges_and_install_cells_are_up_to_date():
-    assert run_fix(ROOT, write=False) == [], "run `python -m mmcourse.notebook_tools fix`"
+    assert run_fix(ROOT, write=False) == [], "run `python -m mmcourse.authoring.notebook_tools fix`"
 
 
 def test_exercises_equal_a_fresh_generation():
@@ -69,3 +70,12 @@ def test_book_does_not_link_to_pages_outside_the_book(path):
 def test_toc_lists_only_existing_files():
     for name in re.findall(r"file:\s*(\S+)", (ROOT / "_toc.yml").read_text()):
         assert any((ROOT / f"{name}{ext}").exists() for ext in (".ipynb", ".md")), f"_toc.yml: {name} is missing"
+
+
+@pytest.mark.parametrize("path", ALL, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_book_rules(path):
+    """Numbers glued with glue_text and shown with {glue}, no role inside inline code, tables via show_table,
+    code lines of at most 88 characters, alt text on every cell that draws a figure (CONTRIBUTING.md)."""
+    found = problems(json.loads(path.read_text(encoding="utf-8")), f"{path.parent.name}/{path.name}")
+    assert not found, ("run `python -m mmcourse.authoring.notebook_tools fix`, then fix the rest by hand:\n"
+                       + "\n".join(found))

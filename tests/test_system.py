@@ -7,15 +7,24 @@ import torch
 
 from mmcourse.data.text import UNK
 from mmcourse.data.world import world_classes
+from mmcourse.models import ModelSpec, build_model
 from mmcourse.system import (
     Preprocessing,
-    SystemSpec,
-    build_system_model,
+    System,
     load_system,
     raw_world,
     save_system,
     take,
 )
+
+
+def SystemSpec(modalities, classes, **kw):  # noqa: N802  (the old name, as data: a ModelSpec)
+    if "caption_len" in kw:
+        kw["max_len"] = kw.pop("caption_len")
+    return ModelSpec(classes=classes, modalities=modalities, **kw)
+
+
+build_system_model = build_model
 
 
 @pytest.fixture(scope="module")
@@ -97,6 +106,25 @@ def test_clear_errors(tmp_path, raw, system_parts):
 def test_spec_round_trip_and_transformer_text():
     spec = SystemSpec(("image", "text"), {"shape": ("a", "b")}, vocab_size=20, dim=8, width=4,
                       text_encoder="transformer")
-    assert SystemSpec.from_dict(spec.to_dict()) == spec
+    assert ModelSpec.from_dict(spec.to_dict()) == spec
     out = build_system_model(spec)({"image": torch.randn(2, 3, 32, 32), "text": torch.randint(1, 20, (2, 12))})
     assert out["shape"].shape == (2, 2)
+
+
+def test_a_system_from_spectrogram_data_wraps_a_model_trained_on_it():
+    from mmcourse.data import world_splits
+
+    w = world_splits(40, 8, 8, seed=1, modalities=("audio", "text"))
+    spec = ModelSpec.for_data(w.train, dim=8, width=4)
+    model = build_model(spec)
+    pre = Preprocessing.for_dataset(w.train)
+    assert pre.audio_input == "log_mel" and len(pre.vocab) == len(w.vocab)
+    raw = {"audio": w.test.inputs["audio"], "text": w.vocab.decode_batch(w.test.inputs["text"])}
+    system = System(model, spec, pre)
+    with torch.no_grad():
+        want = model.eval()(w.test.inputs)
+    got = system.predict_raw(raw)
+    for t in want:
+        torch.testing.assert_close(got[t], want[t])
+    with pytest.raises(ValueError, match="audio_input"):
+        Preprocessing.for_dataset(w.train, audio_input="mp3")

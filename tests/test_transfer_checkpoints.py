@@ -5,9 +5,13 @@ import torch
 from torch import nn
 
 from mmcourse.encoders.image import SmallCNN
-from mmcourse.multitask import shared_trunk_model
+from mmcourse.models import ModelSpec, build_model
 from mmcourse.transfer.checkpoints import load_pretrained
 from mmcourse.transfer.kinds import FrozenFeatures, feature_transfer, parameter_transfer, structure_transfer
+
+
+def shared_trunk_model(encoders, num_classes):
+    return build_model(ModelSpec(classes=num_classes), encoders)
 
 
 def test_load_encoder_into_model_reports_missing_and_unexpected(tmp_path):
@@ -20,7 +24,7 @@ def test_load_encoder_into_model_reports_missing_and_unexpected(tmp_path):
     report = load_pretrained(model, path, prefix="encoders.image.")
     assert report.unexpected == ["encoders.image.old_head.weight"]
     assert report.missing == ["heads.shape.weight", "heads.shape.bias"]
-    torch.testing.assert_close(model.encoders.image.proj.weight, enc.proj.weight)
+    torch.testing.assert_close(model.encoders.image.pool.proj.weight, enc.pool.proj.weight)
     assert "missing" in str(report) and "unexpected" in str(report) and not report.ok
     with pytest.raises(ValueError, match="strict loading"):
         load_pretrained(model, state, prefix="encoders.image.", strict=True)
@@ -34,7 +38,7 @@ def test_shape_mismatch_is_skipped_and_reported():
     assert report.mismatched["heads.shape.weight"] == ((10, 8), (5, 8))
     assert "shape mismatch for heads.shape.weight: model [10, 8], checkpoint [5, 8]" in str(report)
     torch.testing.assert_close(model.heads.shape.weight, before)
-    torch.testing.assert_close(model.encoders.image.proj.weight, other.encoders.image.proj.weight)
+    torch.testing.assert_close(model.encoders.image.pool.proj.weight, other.encoders.image.pool.proj.weight)
 
 
 def test_checkpoint_of_a_different_architecture_is_a_clear_error(tmp_path):
@@ -56,10 +60,10 @@ def test_three_kinds_of_transfer():
     src = SmallCNN(width=4, out_dim=8)
     dst = SmallCNN(width=4, out_dim=8)
     assert parameter_transfer(src, dst).ok
-    torch.testing.assert_close(dst.proj.weight, src.proj.weight)
+    torch.testing.assert_close(dst.pool.proj.weight, src.pool.proj.weight)
     fresh = structure_transfer(src, seed=1)
     assert type(fresh) is SmallCNN and fresh.out_dim == 8
-    assert not torch.equal(fresh.proj.weight, src.proj.weight)
+    assert not torch.equal(fresh.pool.proj.weight, src.pool.proj.weight)
     frozen = feature_transfer(src)
     assert isinstance(frozen, FrozenFeatures) and frozen.out_dim == 8
     frozen.train()

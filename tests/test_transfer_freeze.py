@@ -1,5 +1,7 @@
 """mmcourse.transfer.freeze and finetune: selecting, freezing, discriminative LRs, gradual unfreezing."""
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 from torch import nn
@@ -76,8 +78,11 @@ def test_gradual_unfreezing_top_first():
     net = _net()
     thaw = GradualUnfreezing(net, ["2", "1", "0"], every=1)
     assert trainable_names(net) == ["3.weight", "3.bias"]
-    thaw(1, net)
+    thaw.on_epoch_end(SimpleNamespace(epoch=1), {})
     assert trainable_names(net) == ["2.weight", "2.bias", "3.weight", "3.bias"]
-    thaw(3, net)
+    thaw.on_epoch_end(SimpleNamespace(epoch=3), {})
     assert len(trainable_names(net)) == 8 and thaw.unfrozen == 3
-    thaw(4, net)  # nothing left: no error
+    thaw.on_epoch_end(SimpleNamespace(epoch=4), {})  # nothing left: no error
+    resumed = GradualUnfreezing(_net(), ["2", "1", "0"])
+    resumed.load_state_dict(thaw.state_dict())
+    assert len(trainable_names(resumed.model)) == 8

@@ -48,7 +48,7 @@ def test_extract_features_and_linear_probe():
 
 def test_world_pretrained_encoder_is_cached(tmp_path, monkeypatch):
     pytest.importorskip("mmcourse.data.world")
-    from mmcourse.transfer import pretrained
+    from mmcourse.recipes import pretraining as pretrained
 
     monkeypatch.setenv("MMCOURSE_CACHE", str(tmp_path))
     recipe = pretrained.WorldPretraining(tasks=("color",), n_train=64, epochs=1, width=4, out_dim=8)
@@ -59,7 +59,7 @@ def test_world_pretrained_encoder_is_cached(tmp_path, monkeypatch):
     monkeypatch.setattr(pretrained, "_pretrain", lambda *a: calls.append(1))
     again = pretrained.world_pretrained_encoder(recipe, device="cpu")  # loaded, not rebuilt
     assert not calls
-    torch.testing.assert_close(again.proj.weight, enc.proj.weight)
+    torch.testing.assert_close(again.pool.proj.weight, enc.pool.proj.weight)
 
 
 def test_imagenet_weights_offline_message(monkeypatch):
@@ -84,7 +84,7 @@ def test_probe_folds_into_one_linear_layer():
 
 def test_budget_curve_rows_and_bad_budget():
     from mmcourse.data.dataset import MultimodalDataset
-    from mmcourse.transfer.compare import budget_curve, summarise
+    from mmcourse.recipes.budget import budget_curve, summarise
 
     g = torch.Generator().manual_seed(0)
     x = torch.randn(120, 3, 4, 4, generator=g)

@@ -1,4 +1,11 @@
-"""From the checks recorded during the nbval run: solutions score full marks, untouched exercises zero."""
+"""From the checks run during the nbval run: solutions pass every check, untouched exercises none.
+
+The records (``$MMCOURSE_RECORDS/checks-*.jsonl``) are a test-only artefact written by the in-notebook
+``check`` (feedback mode, :func:`mmcourse.grading.registry.record_for_tests`); they are never a grade — the
+grader (``mmcourse grade``) reads nothing a notebook writes. The in-notebook check and the grader run the same
+hidden tests on the same kind of plain results, so a solution that passes here passes under the grader too;
+``tests/test_grading*.py`` grade fixture notebooks with the grader itself.
+"""
 
 from pathlib import Path
 
@@ -12,7 +19,7 @@ SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))
 
 def _results(records_dir: Path, folder: str, chapter: str) -> dict[str, dict]:
     out = {}
-    for rec in read_jsonl(records_dir, "grades-*.jsonl"):
+    for rec in read_jsonl(records_dir, "checks-*.jsonl"):
         if Path(rec["cwd"]).name == folder and rec["check_id"].startswith(chapter + "."):
             out[rec["check_id"]] = rec
     return out
