@@ -10,14 +10,16 @@ RECORDS := _build/test-records
 TEST_ENV := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 MMCOURSE_PROFILE=quick MMCOURSE_RECORDS=$(CURDIR)/$(RECORDS) \
             HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYDEVD_DISABLE_FILE_VALIDATION=1
 
-.PHONY: help venv book test test-full lab exercises bench lint browser clean
+.PHONY: help venv book test test-full lab exercises bench gpu-check lint browser clean
 help:
 	@echo "make book       build the HTML book into _build/html (every notebook executed)"
 	@echo "make test       the whole test suite: unit tests, notebooks (nbval), grading, book + browser check"
-	@echo "make test-full  notebooks in the full profile under nbval (NB=\"book/09_crossmodal.ipynb ...\" picks some)"
-	@echo "make lab        JupyterLab on the course"
+	@echo "make test-full  notebooks in the full profile under nbval (NB=\"book/10_crossmodal.ipynb ...\" picks some)"
+	@echo "make lab        JupyterLab on the course (also as root; LAB_ARGS=\"--ip=0.0.0.0\" for a container)"
 	@echo "make exercises  regenerate exercises/ from solutions/"
 	@echo "make bench      run the benchmarks and rewrite benchmarks/RESULTS.md"
+	@echo "make gpu-check  every GPU claim in one 8-minute run on a CUDA machine (DRY=1: toy sizes on a CPU);"
+	@echo "                then: mmcourse bench ingest _build/gpu_check/gpu_check.json (see benchmarks/GPU.md)"
 
 venv: $(STAMP)
 # The venv is reused until pyproject.toml or constraints.txt changes.
@@ -27,10 +29,13 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $@
 
 book: $(STAMP)
-	$(PY) -m mmcourse.book_build
+	$(PY) -m mmcourse.authoring.book_build
 
+# ruff, then the layering contracts of pyproject.toml ([tool.importlinter]): models never import the engine,
+# data never imports models, the engine imports no model code, nothing imports the CLI.
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-cache
 
 browser:
 	@command -v chromium >/dev/null || bash .ci/install-chromium.sh
@@ -39,7 +44,7 @@ test: $(STAMP) browser lint
 	rm -rf $(RECORDS) && mkdir -p $(RECORDS)
 	$(TEST_ENV) $(PY) -m pytest -n 2 --dist loadscope -p no:cacheprovider --nbval-lax \
 	    --nbval-cell-timeout=600 tests book solutions exercises --ignore=tests/after
-	$(TEST_ENV) $(PY) -m mmcourse.book_build
+	$(TEST_ENV) $(PY) -m mmcourse.authoring.book_build
 	$(TEST_ENV) $(PY) -m pytest -p no:cacheprovider tests/after
 
 # The full profile: GPU-sized runs (minutes per chapter on a GPU, up to an hour on one CPU core).
@@ -49,14 +54,23 @@ test-full: $(STAMP)
 	MMCOURSE_PROFILE=full MMCOURSE_RECORDS=$(CURDIR)/$(RECORDS)-full HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 \
 	    $(PY) -m pytest -p no:cacheprovider --nbval-lax --nbval-cell-timeout=7200 -v --durations=10 $(NB)
 
+# Works as root too (containers, cloud machines): adds --allow-root for uid 0, --no-browser without a display.
+# Extra options: make lab LAB_ARGS="--ip=0.0.0.0 --port=8899"
+LAB_ARGS ?=
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab --notebook-dir=.
+	$(PY) -m mmcourse.authoring.lab $(LAB_ARGS)
 
 exercises: $(STAMP)
 	$(VENV)/bin/mmcourse exercises
 
 bench: $(STAMP)
 	$(VENV)/bin/mmcourse bench
+
+# No venv needed: a GPU machine may have only torch, numpy, matplotlib and pytest. Uses .venv when it exists.
+GPU_PY := $(if $(wildcard $(PY)),$(PY),$(PYTHON))
+gpu-check:
+	$(GPU_PY) -m mmcourse.gpu_check $(if $(DRY),--dry-run) --command "make gpu-check$(if $(DRY), DRY=1)" \
+	    $(GPU_CHECK_ARGS)
 
 clean:
 	rm -rf _build .jupyter_cache
