@@ -1,4 +1,5 @@
-"""Hidden tests of chapter 5's exercises (residual networks): a basic block, its shortcut, counting parameters.
+"""Hidden tests of chapter 5's exercises (residual networks): a basic block, its shortcut, counting parameters,
+and fixing the source post's "residual" block, which has no skip connection (find the bug).
 
 The learner's notebook is ``solutions/05_residual_networks.ipynb`` (``exercises/`` holds the blank copy).
 """
@@ -100,3 +101,106 @@ def _count_params(fn):
     assert got == 29, f"frozen parameters (requires_grad=False) do not count: expected 29, got {got}"
     shared = nn.Sequential(lin, lin)  # the same layer twice has its parameters once
     assert fn(shared) == 5, f"a module used twice counts once (model.parameters() deduplicates), got {fn(shared)}"
+
+
+# --- 05.fix_residual_block: the source post's "residual" block, fixed ---------------------------------------
+
+# (in_ch, out_ch, stride, seed): an RGB stem block (3 channels in, a projection), an identity block, a
+# stride-2 block that doubles the channels, and a stride-2 block that keeps them (a projection all the same).
+FIX_CASES = ((3, 16, 1, 0), (16, 16, 1, 1), (16, 32, 2, 2), (16, 16, 2, 3))
+
+
+def _block_input(in_ch: int, seed: int) -> torch.Tensor:
+    return torch.randn(2, in_ch, 8, 6, generator=torch.Generator().manual_seed(100 + seed))  # H != W
+
+
+def probe_fixed_block(cls, cases) -> list[dict]:
+    """Build each block, give its batch norms non-trivial statistics, run it in eval mode; then switch the
+    residual branch off (``bn2``'s weight and bias zero) and measure the gradient that reaches the input."""
+    seen = []
+    for in_ch, out_ch, stride, seed in cases:
+        what = f"ResBlock({in_ch}, {out_ch}, stride={stride})"
+        torch.manual_seed(seed)
+        try:
+            block = cls(in_ch, out_ch, stride)
+        except NotImplementedError:  # a blank exercise: "not implemented", not a failure
+            raise
+        except Exception as e:  # noqa: BLE001 - reported to the check
+            seen.append({"error": f"{what} raised {type(e).__name__}: {e}"})
+            continue
+        if not isinstance(block, nn.Module):
+            seen.append({"error": f"{what} is a {type(block).__name__}, not an nn.Module"})
+            continue
+        g = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for m in block.modules():
+                if isinstance(m, nn.BatchNorm2d):
+                    m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.3)
+                    m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+                    m.weight.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+                    m.bias.copy_(torch.randn(m.num_features, generator=g) * 0.2)
+        block.eval()
+        state = {k: v.detach().clone() for k, v in block.state_dict().items()}
+        x = _block_input(in_ch, seed)
+        try:
+            with torch.no_grad():
+                out = block(x)
+        except NotImplementedError:  # a blank exercise: "not implemented", not a failure
+            raise
+        except Exception as e:  # noqa: BLE001 - reported to the check
+            seen.append({"error": f"{what} on x [2, {in_ch}, 8, 6] raised {type(e).__name__}: {e}"})
+            continue
+        grad = None
+        bn2 = getattr(block, "bn2", None)
+        if isinstance(bn2, nn.BatchNorm2d):
+            with torch.no_grad():
+                bn2.weight.zero_()
+                bn2.bias.zero_()
+            xr = x.clone().requires_grad_()
+            with torch.enable_grad():
+                block(xr).sum().backward()
+            grad = 0.0 if xr.grad is None else xr.grad.abs().sum().item()
+        seen.append({"out": out, "state": state, "grad_off": grad})
+    return seen
+
+
+@register("05.fix_residual_block", points=2, timeout=60,
+          hint="keep conv1, bn1, conv2, bn2; add self.shortcut = make_shortcut(in_ch, out_ch, stride) and "
+               "return relu(bn2(conv2(relu(bn1(conv1(x))))) + self.shortcut(x))")
+def _fix_residual_block(fn):
+    seen = fn.probe(probe_fixed_block, FIX_CASES)
+    assert isinstance(seen, list) and len(seen) == len(FIX_CASES), "the hidden test could not build your blocks"
+    for (in_ch, out_ch, stride, seed), s in zip(FIX_CASES, seen):
+        what = f"ResBlock({in_ch}, {out_ch}, stride={stride})"
+        if "error" in s:
+            raise AssertionError(f"{s['error']}. When the stride or the channel count changes, x no longer fits "
+                                 "F(x): project it with a 1×1 conv (that stride, no bias) and a BatchNorm2d")
+        assert s["grad_off"] is not None, f"{what}: keep the layer names conv1, bn1, conv2, bn2 of the post's block"
+        assert s["grad_off"] > 0, (f"{what}: with the residual branch switched off (bn2's weight and bias zero) no "
+                                   "gradient reaches the input — there is no skip connection: forward must add "
+                                   "the shortcut S(x) to the branch F(x)")
+        ref = BasicBlock(in_ch, out_ch, stride)
+        try:
+            ref.load_state_dict(s["state"])
+        except RuntimeError:
+            keys = sorted(k for k in s["state"] if not k.endswith("num_batches_tracked"))
+            if in_ch == out_ch and stride == 1:
+                expect = "no parameters in the shortcut (the identity keeps the shape)"
+            else:
+                expect = "a shortcut nn.Sequential(1×1 conv without bias, BatchNorm2d) as make_shortcut builds it"
+            raise AssertionError(f"{what} has the parameters {keys}; expected conv1 and conv2 (3×3, no bias), bn1, "
+                                 f"bn2 and {expect}") from None
+        ref.eval()
+        x = _block_input(in_ch, seed)
+        with torch.no_grad():
+            want, branch = ref(x), ref.residual(x)
+            late = torch.relu(branch) + ref.shortcut(x)
+        out = s["out"]
+        assert isinstance(out, torch.Tensor), f"{what}: forward should return a tensor, got {type(out).__name__}"
+        assert tuple(out.shape) == tuple(want.shape), \
+            f"{what} maps [2, {in_ch}, 8, 6] to {tuple(out.shape)}, expected {tuple(want.shape)}"
+        if torch.allclose(out, late, atol=1e-5):
+            raise AssertionError(f"{what}: the shortcut is added after the last ReLU; add S(x) to F(x) first, then "
+                                 "apply the ReLU: relu(F(x) + S(x))")
+        torch.testing.assert_close(out, want, atol=1e-5, rtol=1e-4,
+                                   msg=lambda m, what=what: f"{what}: the output is not relu(F(x) + S(x)): {m}")

@@ -1,4 +1,5 @@
-"""Hidden tests of chapter 6's exercises (recurrent encoders): a GRU cell, an LSTM cell, masked mean pooling.
+"""Hidden tests of chapter 6's exercises (recurrent encoders): a GRU cell, an LSTM cell, masked mean pooling,
+and fixing an encoder that reads ``out[:, -1]`` from a GRU built without ``batch_first=True`` (find the bug).
 
 The learner's notebook is ``solutions/06_recurrent_encoders.ipynb`` (``exercises/`` holds the blank copy).
 Every test compares with PyTorch's own cell (``nn.GRUCell``, ``nn.LSTMCell``) given the same weights.
@@ -82,3 +83,92 @@ def _masked_mean(fn):
     empty = fn(h[:1], torch.zeros(1, 6, dtype=torch.bool))
     assert torch.isfinite(empty).all() and torch.all(empty == 0), \
         "a caption with no real token must give zeros, not NaN (clamp the count to at least 1)"
+
+
+# --- 06.last_step_encoder: the batch_first bug, fixed -----------------------------------------------------
+
+# (batch size, lengths): B != T everywhere, so a batch read as time shows; padding after every length but one.
+LAST_STEP_CASES = ((3, (5, 2, 4)), (4, (1, 7, 3, 6)), (5, (2, 1, 2, 2, 1)))
+LAST_STEP_DIMS = (6, 5)  # (input features D, hidden size H)
+
+
+def _seq_input(lengths: tuple[int, ...], seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """x [B, T, D] with random values in the padding too (so reading past a length shows), and lengths [B]."""
+    g = torch.Generator().manual_seed(200 + seed)
+    return torch.randn(len(lengths), max(lengths), LAST_STEP_DIMS[0], generator=g), torch.tensor(lengths)
+
+
+def probe_last_step(cls, cases) -> dict:
+    """Build the learner's encoder, report its GRU's weights and its encodings of padded batches."""
+    torch.manual_seed(0)
+    try:
+        enc = cls(*LAST_STEP_DIMS)
+    except NotImplementedError:  # a blank exercise: "not implemented", not a failure
+        raise
+    except Exception as e:  # noqa: BLE001 - reported to the check
+        return {"error": f"LastStepEncoder{LAST_STEP_DIMS} raised {type(e).__name__}: {e}"}
+    rnn = getattr(enc, "rnn", None)
+    if not isinstance(enc, nn.Module) or not isinstance(rnn, nn.GRU):
+        return {"error": "keep the GRU in self.rnn (an nn.GRU) as in the colleague's encoder"}
+    enc.eval()
+    seen: dict = {"state": {k: v.detach().clone() for k, v in rnn.state_dict().items()}, "outs": []}
+    for seed, (_, lengths) in enumerate(cases):
+        x, lens = _seq_input(lengths, seed)
+        try:
+            with torch.no_grad():
+                seen["outs"].append(enc(x, lens))
+        except NotImplementedError:  # a blank exercise: "not implemented", not a failure
+            raise
+        except Exception as e:  # noqa: BLE001 - reported to the check
+            seen["outs"].append(f"{type(e).__name__}: {e}")
+    return seen
+
+
+@register("06.last_step_encoder", points=2, timeout=30,
+          hint="nn.GRU(in_dim, hidden, batch_first=True); out [B, T, H]; "
+               "return out[torch.arange(B), lengths - 1]")
+def _last_step_encoder(fn):
+    seen = fn.probe(probe_last_step, LAST_STEP_CASES)
+    assert isinstance(seen, dict), "the hidden test could not build your encoder"
+    if "error" in seen:
+        raise AssertionError(seen["error"])
+    ref = nn.GRU(*LAST_STEP_DIMS, batch_first=True)
+    try:
+        ref.load_state_dict(seen["state"])
+    except RuntimeError:
+        raise AssertionError("self.rnn should be nn.GRU(in_dim, hidden, batch_first=True): one layer, one "
+                             f"direction, with biases; its weights are {sorted(seen['state'])}") from None
+    hidden = LAST_STEP_DIMS[1]
+    for seed, ((b, lengths), got) in enumerate(zip(LAST_STEP_CASES, seen["outs"])):
+        x, lens = _seq_input(lengths, seed)
+        t = x.shape[1]
+        what = f"encoder(x [B={b}, T={t}, D={x.shape[2]}], lengths={list(lengths)})"
+        if isinstance(got, str):
+            raise AssertionError(f"{what} raised {got}")
+        assert isinstance(got, torch.Tensor), f"{what}: return a tensor [B, H], got {type(got).__name__}"
+        with torch.no_grad():
+            out, _ = ref(x)  # [B, T, H]
+        want = out[torch.arange(b), lens - 1]
+        if tuple(got.shape) == (t, hidden):
+            raise AssertionError(f"{what} has shape {tuple(got.shape)} = [T, H], expected ({b}, {hidden}) = [B, H]: "
+                                 "with batch_first=True, out[-1] is the last *sample* at every step, not every "
+                                 "sample's last step")
+        assert tuple(got.shape) == (b, hidden), f"{what} has shape {tuple(got.shape)}, expected ({b}, {hidden})"
+        bug = _time_major_last(seen["state"], x)
+        if torch.allclose(got, bug, atol=1e-5):
+            raise AssertionError(f"{what}: the GRU reads x [B, T, D] as [T, B, D] (its default batch_first=False), "
+                                 "so it runs across the batch and out[:, -1] mixes samples: build it with "
+                                 "batch_first=True")
+        if torch.allclose(got, out[:, -1], atol=1e-5):
+            raise AssertionError(f"{what}: out[:, -1] is the state after the padding for the shorter sequences; "
+                                 "read each sample's state at its last real step, lengths[b] - 1")
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4, msg=lambda m, what=what: (
+            f"{what}: not the GRU's state at each sample's last real step (out[b, lengths[b] - 1]): {m}"))
+
+
+def _time_major_last(state: dict, x: torch.Tensor) -> torch.Tensor:
+    """The bug's answer: a GRU without batch_first on x [B, T, D], read as out[:, -1]."""
+    gru = nn.GRU(*LAST_STEP_DIMS)
+    gru.load_state_dict(state)
+    with torch.no_grad():
+        return gru(x)[0][:, -1]

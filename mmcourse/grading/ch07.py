@@ -1,7 +1,9 @@
-"""Hidden tests of chapter 7's exercises (Transformer encoders): attention, the causal mask, sinusoidal positions.
+"""Hidden tests of chapter 7's exercises (Transformer encoders): attention's backward pass, the causal mask,
+sinusoidal positions.
 
 The learner's notebook is ``solutions/07_transformer_encoders.ipynb`` (``exercises/`` holds the blank copy).
-Attention is compared with ``F.scaled_dot_product_attention``; the table with the formula of Vaswani et al.
+The backward pass is compared with autograd's gradients of the chapter's attention; the table with the formula
+of Vaswani et al.
 """
 
 from __future__ import annotations
@@ -9,39 +11,54 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 
 from mmcourse.grading.registry import register
 from mmcourse.layers.positional import sinusoidal_table
 
 
-def _qkv(seed: int, lq: int = 5, lk: int = 6) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    mk = lambda L: torch.randn(2, 3, L, 8, generator=g, dtype=torch.double)  # [B, heads, L, d]
-    return mk(lq), mk(lk), mk(lk)
+def _attention_ref(q, k, v):
+    return torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1]), dim=-1) @ v
 
 
-@register("07.sdpa", points=2, timeout=30,
-          hint="scores = q @ k.transpose(-2, -1) / sqrt(d); masked_fill(~mask, -inf); softmax over the last "
-               "dim; @ v")
-def _sdpa(fn):
-    q, k, v = _qkv(0)
-    got = fn(q, k, v)
-    assert isinstance(got, torch.Tensor), f"return a tensor, got {type(got).__name__}"
-    want = F.scaled_dot_product_attention(q, k, v)
-    assert tuple(got.shape) == tuple(want.shape), f"output shape {tuple(got.shape)}, expected {tuple(want.shape)}"
-    unscaled = torch.softmax(q @ k.transpose(-2, -1), -1) @ v
-    if torch.allclose(got, unscaled, atol=1e-6):
-        raise AssertionError("the scores are not scaled: divide q @ k^T by sqrt(d), d = q.shape[-1]")
-    torch.testing.assert_close(got, want, msg=lambda m: f"attention without a mask differs: {m}")
-    real = torch.tensor([[True] * 6, [True, True, True, False, False, False]])
-    mask = real[:, None, None, :]  # [B, 1, 1, Lk]
-    torch.testing.assert_close(fn(q, k, v, mask), F.scaled_dot_product_attention(q, k, v, attn_mask=mask),
-                               msg=lambda m: f"with a padding mask (True = keep) the output differs: {m}")
-    q, k, v = _qkv(1, 4, 4)
-    causal = torch.ones(4, 4, dtype=torch.bool).tril()
-    torch.testing.assert_close(fn(q, k, v, causal), F.scaled_dot_product_attention(q, k, v, is_causal=True),
-                               msg=lambda m: f"with a causal mask the output differs: {m}")
+# shapes (q, k, v): Lq != Lk and d != dv, so a missing transpose shows; batch and head dims, then none but one.
+BACKWARD_CASES = (((2, 3, 5, 8), (2, 3, 6, 8), (2, 3, 6, 4)), ((4, 7, 16), (4, 3, 16), (4, 3, 5)),
+                  ((1, 4, 4), (1, 4, 4), (1, 4, 4)))
+
+
+@register("07.attention_backward", points=2, timeout=30,
+          forbid=("backward", "grad", "scaled_dot_product_attention"),
+          forbid_note="derive the gradients by hand with tensor operations, not autograd",
+          hint="P = softmax(S), S = q k^T / sqrt(d); dV = P^T g; dP = g V^T; dS = P * (dP - (dP * P).sum(-1, "
+               "keepdim=True)); dq = dS k / sqrt(d); dk = dS^T q / sqrt(d)")
+def _attention_backward(fn):
+    g = torch.Generator().manual_seed(7)
+    for qs, ks, vs in BACKWARD_CASES:
+        q, k, v = (torch.randn(s, generator=g, dtype=torch.double) for s in (qs, ks, vs))
+        grad_out = torch.randn(*qs[:-1], vs[-1], generator=g, dtype=torch.double)
+        qr, kr, vr = (t.clone().requires_grad_() for t in (q, k, v))
+        (_attention_ref(qr, kr, vr) * grad_out).sum().backward()
+        with torch.no_grad():  # the backward pass by hand needs no autograd
+            got = fn(q.clone(), k.clone(), v.clone(), grad_out.clone())
+        what = f"attention_backward(q {list(qs)}, k {list(ks)}, v {list(vs)})"
+        if not isinstance(got, (tuple, list)) or len(got) != 3:
+            raise AssertionError(f"{what}: return the tuple (dq, dk, dv), got {type(got).__name__}")
+        for name, t, want in zip(("dq", "dk", "dv"), got, (qr.grad, kr.grad, vr.grad)):
+            assert isinstance(t, torch.Tensor), f"{what}: {name} should be a tensor, got {type(t).__name__}"
+            assert tuple(t.shape) == tuple(want.shape), \
+                f"{what}: {name} has shape {tuple(t.shape)}, expected {tuple(want.shape)} (the shape of {name[1:]})"
+        dq, dk, dv = got
+        torch.testing.assert_close(dv, vr.grad, msg=lambda m, w=what: f"{w}: dv should be P^T @ grad_out: {m}")
+        with torch.no_grad():
+            p = torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(qs[-1]), dim=-1)
+            d_s = p * (grad_out @ v.transpose(-2, -1))  # without the softmax's row term
+        if torch.allclose(dq, d_s @ k / math.sqrt(qs[-1]), atol=1e-8):
+            raise AssertionError(f"{what}: dq misses the softmax's coupling: each row's weights sum to one, so "
+                                 "dS = P * (dP - (dP * P).sum(-1, keepdim=True))")
+        if torch.allclose(dq, qr.grad * math.sqrt(qs[-1]), atol=1e-8):
+            raise AssertionError(f"{what}: dq is sqrt(d) times too large: the scores are divided by sqrt(d), "
+                                 "so dq and dk are too")
+        torch.testing.assert_close(dq, qr.grad, msg=lambda m, w=what: f"{w}: dq differs from autograd's: {m}")
+        torch.testing.assert_close(dk, kr.grad, msg=lambda m, w=what: f"{w}: dk differs from autograd's: {m}")
 
 
 @register("07.causal_mask", points=1, timeout=30,

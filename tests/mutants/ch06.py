@@ -1,6 +1,7 @@
-"""Wrong answers for chapter 06's checks (GRU cell, LSTM cell, masked mean pooling)."""
+"""Wrong answers for chapter 06's checks (GRU cell, LSTM cell, masked mean pooling, the batch_first bug)."""
 
 import torch
+from torch import nn
 
 from . import Mutant
 
@@ -65,6 +66,41 @@ def mean_divides_by_length(h, mask):
     return (h * mask.unsqueeze(-1)).sum(1) / h.shape[1]
 
 
+class TimeMajorEncoder(nn.Module):  # the bug itself: batch_first missing, out[:, -1]
+    def __init__(self, in_dim, hidden, batch_first=False):
+        super().__init__()
+        self.rnn = nn.GRU(in_dim, hidden, batch_first=batch_first)
+
+    def forward(self, x, lengths):
+        out, _ = self.rnn(x)
+        return out[:, -1]
+
+
+class LastSampleEncoder(TimeMajorEncoder):  # batch_first=True, but out[-1]
+    def __init__(self, in_dim, hidden):
+        super().__init__(in_dim, hidden, batch_first=True)
+
+    def forward(self, x, lengths):
+        out, _ = self.rnn(x)
+        return out[-1]
+
+
+class IgnoresLengthsEncoder(TimeMajorEncoder):  # batch_first=True, out[:, -1]: reads past the padding
+    def __init__(self, in_dim, hidden):
+        super().__init__(in_dim, hidden, batch_first=True)
+
+
+class FinalStateEncoder(LastSampleEncoder):  # h_n of an unpacked batch: the state after the padding too
+    def forward(self, x, lengths):
+        return self.rnn(x)[1][-1]
+
+
+class OffByOneEncoder(LastSampleEncoder):
+    def forward(self, x, lengths):
+        out, _ = self.rnn(x)
+        return out[torch.arange(len(x)), lengths.clamp(max=x.shape[1] - 1)]
+
+
 MUTANTS = {
     "06.gru_cell": {"z and 1 - z swapped": Mutant(gru_z_swapped, "swapped"), "reset outside the bias":
                     gru_reset_outside_bias, "gate order (z, r, n)": gru_gate_order_zr},
@@ -73,4 +109,9 @@ MUTANTS = {
     "06.masked_mean": {"mean over padding too": Mutant(mean_over_all, "padded"),
                        "NaN for an empty row": Mutant(mean_unclamped, "nan"),
                        "divides by the padded length": mean_divides_by_length},
+    "06.last_step_encoder": {"no batch_first (the bug)": Mutant(TimeMajorEncoder, "batch_first=true"),
+                             "out[-1] with batch_first": Mutant(LastSampleEncoder, "out[-1]"),
+                             "ignores the lengths": Mutant(IgnoresLengthsEncoder, "lengths[b] - 1"),
+                             "h_n without packing": Mutant(FinalStateEncoder, "padding"),
+                             "lengths, not lengths - 1": OffByOneEncoder},
 }

@@ -1,4 +1,4 @@
-"""Wrong answers for chapter 07's checks (scaled dot-product attention, causal mask, sinusoidal positions)."""
+"""Wrong answers for chapter 07's checks (attention's backward pass, causal mask, sinusoidal positions)."""
 
 import math
 
@@ -7,29 +7,41 @@ import torch
 from . import Mutant
 
 
-def attention_unscaled(q, k, v, mask=None):
-    scores = q @ k.transpose(-2, -1)
-    if mask is not None:
-        scores = scores.masked_fill(~mask, float("-inf"))
-    return torch.softmax(scores, dim=-1) @ v
+def _forward(q, k, v):
+    return torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1]), dim=-1)
 
 
-def attention_mask_inverted(q, k, v, mask=None):
-    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
-    if mask is not None:
-        scores = scores.masked_fill(mask, float("-inf"))
-    return torch.softmax(scores, dim=-1) @ v
+def backward(q, k, v, grad_out, coupling=True, scale_q=True, scale_k=True):
+    p = _forward(q, k, v)  # [..., Lq, Lk]
+    dv = p.transpose(-2, -1) @ grad_out
+    dp = grad_out @ v.transpose(-2, -1)
+    ds = p * (dp - (dp * p).sum(-1, keepdim=True)) if coupling else p * dp
+    c = 1 / math.sqrt(q.shape[-1])
+    return ds @ k * (c if scale_q else 1), ds.transpose(-2, -1) @ q * (c if scale_k else 1), dv
 
 
-def attention_softmax_over_queries(q, k, v, mask=None):
-    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
-    if mask is not None:
-        scores = scores.masked_fill(~mask, float("-inf"))
-    return torch.softmax(scores, dim=-2) @ v
+def backward_no_coupling(q, k, v, grad_out):
+    return backward(q, k, v, grad_out, coupling=False)
 
 
-def attention_mask_ignored(q, k, v, mask=None):
-    return attention_mask_inverted(q, k, v, None)
+def backward_unscaled(q, k, v, grad_out):
+    return backward(q, k, v, grad_out, scale_q=False, scale_k=False)
+
+
+def backward_dk_unscaled(q, k, v, grad_out):
+    return backward(q, k, v, grad_out, scale_k=False)
+
+
+def backward_dv_from_raw_scores(q, k, v, grad_out):
+    dq, dk, _ = backward(q, k, v, grad_out)
+    return dq, dk, (q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])).transpose(-2, -1) @ grad_out
+
+
+def backward_autograd(q, k, v, grad_out):  # right values, but autograd does the work
+    with torch.enable_grad():
+        qr, kr, vr = (t.clone().requires_grad_() for t in (q, k, v))
+        out = _forward(qr, kr, vr) @ vr
+        return torch.autograd.grad(out, (qr, kr, vr), grad_out)
 
 
 def causal_transposed(length):
@@ -68,8 +80,11 @@ def pe_wrong_exponent(max_len, dim):
 
 
 MUTANTS = {
-    "07.sdpa": {"unscaled": Mutant(attention_unscaled, "sqrt(d)"), "mask inverted": attention_mask_inverted,
-                "softmax over queries": attention_softmax_over_queries, "mask ignored": attention_mask_ignored},
+    "07.attention_backward": {"no softmax coupling": Mutant(backward_no_coupling, "coupling"),
+                              "no 1/sqrt(d)": Mutant(backward_unscaled, "sqrt(d)"),
+                              "dk without 1/sqrt(d)": Mutant(backward_dk_unscaled, "dk"),
+                              "dv from the raw scores": Mutant(backward_dv_from_raw_scores, "dv"),
+                              "autograd": Mutant(backward_autograd, "calls")},
     "07.causal_mask": {"transposed": Mutant(causal_transposed, "transposed"),
                        "no diagonal": Mutant(causal_strict, "itself"), "float mask": Mutant(causal_float, "bool")},
     "07.sinusoidal_pe": {"sin and cos swapped": Mutant(pe_swapped, "swapped"),
