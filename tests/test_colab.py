@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from packaging.utils import canonicalize_name
 
+from conftest import KERNEL_START_LOCK
 from mmcourse.authoring.colab_env import COLAB, FROM_PYPI, make_colab_venv, wheel_requirements
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -16,13 +17,22 @@ CHAPTERS = ["book/01_fully_connected.ipynb", "book/09_fusion.ipynb"]
 
 # Runs inside the Colab venv: execute each notebook with that venv's own kernel (nbclient, as Colab would run
 # the cells), after a first cell that reports which Python and which mmcourse the kernel sees.
+# The kernel starts under the lock conftest.py holds for nbval's kernels (see KERNEL_START_LOCK there).
 RUNNER = """
-import sys, nbformat
+import fcntl, sys, nbformat
 from nbclient import NotebookClient
-for path in sys.argv[1:]:
+lock_path = sys.argv[1]
+for path in sys.argv[2:]:
     nb = nbformat.read(path, as_version=4)
     nb.cells.insert(0, nbformat.v4.new_code_cell("import sys, mmcourse; print(sys.executable, mmcourse.__file__)"))
-    NotebookClient(nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": "book"}}).execute()
+    client = NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": "book"}})
+    client.km = client.create_kernel_manager()
+    with open(lock_path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        client.start_new_kernel()
+        client.start_new_kernel_client()
+        fcntl.flock(lock, fcntl.LOCK_UN)
+    client.execute()
     print(path, "->", nb.cells[0].outputs[0]["text"].strip(), flush=True)
 """
 
@@ -50,8 +60,8 @@ def test_chapters_run_in_the_colab_venv(colab, tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "JUPYTER_PATH")}
     env.update(MMCOURSE_PROFILE="quick", OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
                PYTHONNOUSERSITE="1", JUPYTER_DATA_DIR=str(tmp_path / "jupyter"), PYDEVD_DISABLE_FILE_VALIDATION="1")
-    proc = subprocess.run([str(colab_python), "-c", RUNNER, *CHAPTERS], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=1800)
+    proc = subprocess.run([str(colab_python), "-c", RUNNER, str(KERNEL_START_LOCK), *CHAPTERS], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0, f"a chapter fails in the Colab venv:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
     venv = str(colab_python.parents[1])
     lines = [ln for ln in proc.stdout.splitlines() if " -> " in ln]
