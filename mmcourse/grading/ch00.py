@@ -1,5 +1,6 @@
 """Hidden tests of chapter 0's exercises (``solutions/00_multimodal_world.ipynb``): a mel filterbank, a
-padding collate function with its mask, a bag of words, and per-channel normalisation."""
+padding collate function with its mask, a bag of words, per-channel normalisation, and a find-the-bug: the
+source post's image-and-caption batches, whose captions never reach the model."""
 
 from __future__ import annotations
 
@@ -92,3 +93,67 @@ def _normalise_channels(fn: Any) -> None:
         dims = [d for d in range(x.dim()) if d != 1]
         want = (x - x.mean(dims, keepdim=True)) / x.std(dims, keepdim=True)
         assert_tensor_close(fn(x), want, f"normalise_channels(x {list(shape)})", atol=1e-4, rtol=1e-4)
+
+
+# --- 00.fix_caption_collate: the source post's batches, whose captions never reach the model ------------------
+
+def _captioned_samples(seed: int, n: int) -> list[tuple[torch.Tensor, torch.Tensor, int]]:
+    """``n`` samples (image [3, 4, 5], caption ids [L_i] never 0, label); lengths in no sorted order."""
+    g = _gen(300 + seed)
+    lengths = torch.randint(1, 10, (n,), generator=g).tolist()
+    if n > 2:  # make sure that sorting by length reorders the batch
+        lengths[0], lengths[1] = 2, 9
+    return [(torch.randn(3, 4, 5, generator=g), torch.randint(3, 30, (k,), generator=g),
+             int(torch.randint(10, (1,), generator=g))) for k in lengths]
+
+
+def _padded(captions: list[torch.Tensor]) -> torch.Tensor:
+    ids = torch.zeros(len(captions), max(len(c) for c in captions), dtype=torch.int64)
+    for i, c in enumerate(captions):
+        ids[i, : len(c)] = c
+    return ids
+
+
+@register("00.fix_caption_collate", points=2, timeout=30, kind="find-the-bug",
+          hint="return (images, ids, mask, labels): stack the images, pad the captions in the samples' own order "
+               "(pad_sequence(..., batch_first=True) pads with 0), mask = ids != 0, labels an int64 tensor")
+def _fix_caption_collate(fn: Any) -> None:
+    for seed, n in enumerate([6, 1, 11]):
+        samples = _captioned_samples(seed, n)
+        what = f"caption_collate(a list of {n} (image, caption, label) samples)"
+        out = fn(samples)
+        if isinstance(out, tuple) and len(out) == 2:
+            raise AssertionError(f"{what} returns 2 tensors, like the post's: the captions never reach the batch "
+                                 "(and so never reach the model); return (images, ids, mask, labels)")
+        if not (isinstance(out, tuple) and len(out) == 4):
+            raise AssertionError(f"{what} must return the tuple (images, ids, mask, labels), got "
+                                 f"{type(out).__name__}{'' if not isinstance(out, tuple) else f' of {len(out)}'}")
+        images, ids, mask, labels = out
+        want = _padded([c for _, c, _ in samples])
+        if not isinstance(ids, torch.Tensor) or ids.dtype != torch.int64:
+            raise AssertionError(f"{what}: ids must be an int64 tensor, got "
+                                 f"{getattr(ids, 'dtype', type(ids).__name__)}")
+        if tuple(ids.shape) != tuple(want.shape):
+            raise AssertionError(f"{what}: ids must have shape {list(want.shape)} (one row per sample, as long as "
+                                 f"the longest caption), got {list(ids.shape)}")
+        if not torch.equal(ids, want):
+            order = sorted(range(n), key=lambda i: len(samples[i][1]), reverse=True)
+            by_length = _padded([samples[i][1] for i in order])
+            if torch.equal(ids, by_length):
+                lab = labels.tolist() if isinstance(labels, torch.Tensor) else None
+                if lab == [samples[i][2] for i in order]:
+                    raise AssertionError(f"{what}: the whole batch is sorted by caption length; keep the order of "
+                                         "the samples (row i of every tensor is sample i)")
+                raise AssertionError(f"{what}: the captions are sorted by length but the images and labels are "
+                                     "not: caption i no longer belongs to image i. Keep the samples' order")
+            row = int((ids != want).any(1).nonzero()[0])
+            raise AssertionError(f"{what}: ids row {row} is {ids[row].tolist()}, expected {want[row].tolist()} "
+                                 "(sample i's caption in row i, padding 0 at the end)")
+        want_images = torch.stack([img for img, _, _ in samples])
+        assert_tensor_close(images, want_images, f"{what}: images (stack them in the samples' order)", atol=0, rtol=0)
+        if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool or not torch.equal(mask, want != 0):
+            raise AssertionError(f"{what}: mask must be a bool tensor, True at real tokens and False at padding")
+        want_labels = torch.tensor([y for _, _, y in samples], dtype=torch.int64)
+        if not isinstance(labels, torch.Tensor) or labels.dtype != torch.int64 or not torch.equal(labels,
+                                                                                              want_labels):
+            raise AssertionError(f"{what}: labels must be an int64 tensor of the samples' labels, in their order")

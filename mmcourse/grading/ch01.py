@@ -1,4 +1,6 @@
-"""Hidden tests of chapter 1's exercises (``solutions/01_fully_connected.ipynb``): linear forward, backward, init.
+"""Hidden tests of chapter 1's exercises (``solutions/01_fully_connected.ipynb``): linear forward, the backward
+pass of a two-layer MLP with a ReLU and a squared-error loss, Kaiming init, and a find-the-bug: a deep MLP whose
+initialisation (std 1/sqrt(width)) shrinks the signal layer after layer, so that it hardly learns.
 
 The forward may not call ``F.linear`` (nor ``nn.Linear``, which calls it), the backward may not use autograd,
 and the initialisation is tested for its distribution (a Kolmogorov–Smirnov distance to the normal), not
@@ -53,24 +55,170 @@ def _linear_forward(fn: Any) -> None:
                             f"linear_forward(x {list(x.shape)}, W {list(w.shape)}, b {list(b.shape)})")
 
 
-@register("01.linear_backward", points=2,
-          hint="each gradient has the shape of what it differentiates; combine grad_out [N, out] with W "
-          "[out, in] or x [N, in] so the shapes work out, and sum db over the batch", timeout=20,
+def _mlp_reference(x, w1, b1, w2, b2, target):
+    """Loss and autograd gradients of mean((relu(x W1ᵀ + b1) W2ᵀ + b2 - target)²)."""
+    params = [t.clone().requires_grad_() for t in (w1, b1, w2, b2)]
+    with torch.enable_grad():
+        y = F.linear(torch.relu(F.linear(x, params[0], params[1])), params[2], params[3])
+        loss = F.mse_loss(y, target)
+        grads = torch.autograd.grad(loss, params)
+    return loss.detach(), grads
+
+
+@register("01.mlp_backward", points=2,
+          hint="go backwards one step at a time: dL/dy of the mean over all N·out entries is 2(y - t)/(N·out); a "
+          "weight's gradient is (the gradient at the layer's output)ᵀ @ (the layer's input), a bias's sums it over "
+          "the batch; the ReLU passes the gradient only where its input z was positive", timeout=20,
           forbid=("backward", "grad"), forbid_note="use the chain rule by hand, not autograd")
-def _linear_backward(fn: Any) -> None:
-    for seed, (n, n_in, n_out) in enumerate([(4, 3, 2), (7, 5, 6), (1, 4, 3)]):
+def _mlp_backward(fn: Any) -> None:
+    names = ("grad_W1", "grad_b1", "grad_W2", "grad_b2")
+    for seed, (n, n_in, n_hidden, n_out) in enumerate([(6, 4, 5, 3), (9, 7, 8, 2), (1, 3, 6, 4), (5, 2, 3, 1)]):
         g = _gen(10 + seed)
-        x = torch.randn(n, n_in, generator=g, dtype=torch.float64, requires_grad=True)
-        w = torch.randn(n_out, n_in, generator=g, dtype=torch.float64, requires_grad=True)
-        b = torch.randn(n_out, generator=g, dtype=torch.float64, requires_grad=True)
-        grad_out = torch.randn(n, n_out, generator=g, dtype=torch.float64)
-        F.linear(x, w, b).backward(grad_out)
-        got = fn(x.detach(), w.detach(), grad_out)
-        if not (isinstance(got, (tuple, list)) and len(got) == 3):
-            raise AssertionError(f"linear_backward must return a tuple (grad_x, grad_W, grad_b), got {type(got)}")
-        where = f"x {list(x.shape)}, W {list(w.shape)}"
-        for name, mine, ref in zip(("grad_x", "grad_W", "grad_b"), got, (x.grad, w.grad, b.grad)):
-            assert_tensor_close(mine, ref, f"{name} for {where}", atol=1e-8, rtol=1e-6)
+        x = torch.randn(n, n_in, generator=g, dtype=torch.float64)
+        w1 = torch.randn(n_hidden, n_in, generator=g, dtype=torch.float64)
+        b1 = torch.randn(n_hidden, generator=g, dtype=torch.float64)
+        w2 = torch.randn(n_out, n_hidden, generator=g, dtype=torch.float64)
+        b2 = torch.randn(n_out, generator=g, dtype=torch.float64)
+        target = torch.randn(n, n_out, generator=g, dtype=torch.float64)
+        loss, grads = _mlp_reference(x, w1, b1, w2, b2, target)
+        with torch.no_grad():  # the backward pass by hand needs no autograd
+            got = fn(x.clone(), w1.clone(), b1.clone(), w2.clone(), b2.clone(), target.clone())
+        what = (f"mlp_backward(x [{n}, {n_in}], W1 [{n_hidden}, {n_in}], W2 [{n_out}, {n_hidden}], "
+                f"target [{n}, {n_out}])")
+        if not (isinstance(got, (tuple, list)) and len(got) == 5):
+            raise AssertionError(f"{what} must return the tuple (loss, grad_W1, grad_b1, grad_W2, grad_b2), got "
+                                 f"{type(got).__name__}")
+        got_loss = got[0].detach() if isinstance(got[0], torch.Tensor) else got[0]
+        if isinstance(got_loss, torch.Tensor) and got_loss.numel() == 1:
+            got_loss = float(got_loss)
+        if not isinstance(got_loss, float):
+            raise AssertionError(f"{what}: the loss must be a number (a float or a one-element tensor)")
+        for count, wrong in ((n * n_out, "the sum of the squared errors"), (n_out, "their mean over the batch")):
+            if count > 1 and math.isclose(got_loss, float(loss) * count, rel_tol=1e-9):
+                raise AssertionError(f"{what}: the loss is {wrong}; take their mean over all N·out entries "
+                                     "(and the same mean in dL/dy)")
+        assert math.isclose(got_loss, float(loss), rel_tol=1e-9), (
+            f"{what}: loss {got_loss:.6g}, expected {float(loss):.6g} = mean((y - target)²) over all entries")
+        mine = got[1:]
+        for name, m, ref in zip(names, mine, grads):
+            if not isinstance(m, torch.Tensor) or tuple(m.shape) != tuple(ref.shape):
+                assert_tensor_close(m, ref, f"{what}: {name}")  # names the type or the shape
+        dw2 = mine[2].to(torch.float64)
+        if not torch.allclose(dw2, grads[2], atol=1e-8, rtol=1e-6) and grads[2].abs().max() > 1e-6:
+            k = int(grads[2].abs().argmax())
+            ratio = float(dw2.flatten()[k] / grads[2].flatten()[k])
+            if ratio < 0 and torch.allclose(dw2, ratio * grads[2], atol=1e-8, rtol=1e-6):
+                raise AssertionError(f"{what}: grad_W2 points the wrong way ({ratio:.3g} times the right one); "
+                                     "dL/dy of mean((y - t)²) is 2(y - t)/(N·out), with y - t, not t - y")
+            if abs(ratio) > 1e-3 and torch.allclose(dw2, ratio * grads[2], atol=1e-8, rtol=1e-6):
+                raise AssertionError(f"{what}: every gradient is {ratio:.3g} times the right one; dL/dy of "
+                                     f"mean((y - t)²) is 2(y - t)/(N·out) — the factor 2 of the square, and the "
+                                     "mean over all N·out entries")
+        z = x @ w1.T + b1
+        dz_unmasked = (2 * (F.linear(torch.relu(z), w2, b2) - target) / target.numel()) @ w2
+        if torch.allclose(mine[0].to(torch.float64), dz_unmasked.T @ x, atol=1e-8) \
+                and not torch.allclose(dz_unmasked.T @ x, grads[0], atol=1e-8):
+            raise AssertionError(f"{what}: grad_W1 lets the gradient through the ReLU everywhere; the ReLU passes "
+                                 "it only where its input z = x W1ᵀ + b1 was positive: dz = dh · (z > 0)")
+        for name, m, ref in zip(names, mine, grads):
+            assert_tensor_close(m, ref, f"{what}: {name}", atol=1e-8, rtol=1e-6)
+
+
+# --- 01.fix_init: a deep MLP whose initialisation shrinks the signal (find the bug) ----------------------------
+
+# (n_in, width, depth, n_classes, seed): the digits' 64 pixels into a wide net, many inputs into a narrow one,
+# and few inputs into a medium one, so that a scale taken from the width instead of fan_in shows in layer 1.
+INIT_CASES = ((64, 256, 10, 10, 0), (300, 32, 6, 3, 1), (20, 64, 4, 5, 2))
+
+
+def _init_input(n_in: int, seed: int) -> torch.Tensor:
+    return torch.randn(512, n_in, generator=_gen(400 + seed))  # RMS 1
+
+
+def probe_deep_mlp(cls: Any, cases: tuple) -> list[dict]:
+    """Build ``cls(n_in, width, depth, n_classes)`` for each case, run it on a batch; report output and weights."""
+    seen = []
+    for n_in, width, depth, n_classes, seed in cases:
+        what = f"DeepMLP({n_in}, {width}, {depth}, {n_classes})"
+        torch.manual_seed(seed)
+        try:
+            model = cls(n_in, width, depth, n_classes)
+            if not isinstance(model, torch.nn.Module):
+                seen.append({"error": f"{what} is a {type(model).__name__}, not an nn.Module"})
+                continue
+            with torch.no_grad():
+                out = model(_init_input(n_in, seed))
+        except NotImplementedError:  # a blank exercise: "not implemented", not a failure
+            raise
+        except Exception as e:  # noqa: BLE001 - reported to the check
+            seen.append({"error": f"{what} raised {type(e).__name__}: {e}"})
+            continue
+        seen.append({"out": out, "state": {k: v.detach().clone() for k, v in model.state_dict().items()}})
+    return seen
+
+
+def _init_cause(std: float, fan_in: int, fan_out: int) -> str:
+    """What a weight std that is not sqrt(2 / fan_in) most likely is, in words."""
+    causes = {"no factor 2": (math.sqrt(1 / fan_in), "std sqrt(1 / fan_in) lacks ReLU's factor 2: a ReLU zeroes "
+                                                     "half of its inputs, and Var(w) = 2 / fan_in makes up for it"),
+              "default": (1 / math.sqrt(3 * fan_in), "that is PyTorch's default initialisation of nn.Linear "
+                                                     "(std 1/sqrt(3·fan_in)), which is not Kaiming's for ReLU")}
+    if fan_out != fan_in:
+        causes["xavier"] = (math.sqrt(2 / (fan_in + fan_out)), "that is Xavier's std sqrt(2 / (fan_in + fan_out)), "
+                                                               "made for tanh; a ReLU layer needs sqrt(2 / fan_in)")
+        for k in (1, 2):
+            causes[f"fan_out {k}"] = (math.sqrt(k / fan_out), "the scale must come from the layer's fan_in, its "
+                                      f"number of inputs ({fan_in}), not from its width or outputs ({fan_out})")
+    error, text = min((abs(std / value - 1), text) for value, text in causes.values())
+    return text if error < 0.08 else "expected Kaiming's std for ReLU"
+
+
+@register("01.fix_init", points=2, timeout=30, kind="find-the-bug",
+          hint="the forward pass is right; every hidden layer's weights need std sqrt(2 / fan_in) (Kaiming, for "
+               "ReLU), fan_in being that layer's own number of inputs (layer.in_features)")
+def _fix_init(fn: Any) -> None:
+    seen = fn.probe(probe_deep_mlp, INIT_CASES)
+    assert isinstance(seen, list) and len(seen) == len(INIT_CASES), "the hidden test could not build your DeepMLP"
+    for (n_in, width, depth, n_classes, seed), s in zip(INIT_CASES, seen):
+        what = f"DeepMLP({n_in}, {width}, {depth}, {n_classes})"
+        if "error" in s:
+            raise AssertionError(s["error"])
+        state, out = s["state"], s["out"]
+        sizes = [n_in] + [width] * depth
+        want = {f"hidden.{i}.weight": (b, a) for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:]))}
+        want |= {f"hidden.{i}.bias": (b,) for i, b in enumerate(sizes[1:])}
+        want |= {"out.weight": (n_classes, width), "out.bias": (n_classes,)}
+        shapes = {k: tuple(v.shape) for k, v in state.items()}
+        if shapes != want:
+            odd = sorted(k for k in shapes.keys() | want.keys() if shapes.get(k) != want.get(k))
+            raise AssertionError(f"{what}: its parameters differ from the given layers' ({', '.join(odd[:4])}"
+                                 f"{', …' if len(odd) > 4 else ''}); keep the given layers (self.hidden, self.out) "
+                                 "as they are and fix only how their weights are initialised")
+        x = _init_input(n_in, seed)
+        h, rms = x, []
+        for i in range(depth):
+            h = torch.relu(F.linear(h, state[f"hidden.{i}.weight"], state[f"hidden.{i}.bias"]))
+            rms.append(float(h.pow(2).mean().sqrt()))
+        logits = F.linear(h, state["out.weight"], state["out.bias"])
+        if not isinstance(out, torch.Tensor) or tuple(out.shape) != tuple(logits.shape) \
+                or not torch.allclose(out, logits, atol=1e-4, rtol=1e-3):
+            raise AssertionError(f"{what}: the forward pass is not the given one (relu(layer(x)) for each hidden "
+                                 "layer, then self.out); leave forward as it is and fix the initialisation")
+        symptom = (f"on inputs of RMS 1, the activations' RMS is {rms[0]:.2g} after hidden layer 1 and "
+                   f"{rms[-1]:.2g} after layer {depth}")
+        for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+            w = state[f"hidden.{i}.weight"]
+            std, mean, good = float(w.std()), float(w.mean()), math.sqrt(2 / fan_in)
+            if abs(std / good - 1) > 0.1:
+                raise AssertionError(f"{what}: {symptom}. Hidden layer {i + 1} (fan_in {fan_in}, {fan_out} outputs) "
+                                     f"has weights of std {std:.3g}, expected sqrt(2 / fan_in) = {good:.3g}: "
+                                     f"{_init_cause(std, fan_in, fan_out)}")
+            if abs(mean) > 0.1 * good:
+                raise AssertionError(f"{what}: hidden layer {i + 1}'s weights have mean {mean:.3g}; draw them "
+                                     "centred on 0")
+        if not all(0.5 < r < 2 for r in rms):
+            raise AssertionError(f"{what}: {symptom}; with Kaiming's initialisation it stays of order one (between "
+                                 "0.5 and 2) — are the biases far from 0?")
 
 
 def ks_distance(w: torch.Tensor, std: float) -> float:

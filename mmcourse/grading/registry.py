@@ -59,6 +59,12 @@ class CheckSpec:
     timeout: float
     forbid: tuple[str, ...] = ()
     forbid_note: str = ""
+    kind: str = "build"
+
+
+KINDS = ("build", "find-the-bug", "experiment")
+"""What a task asks: ``build`` a piece the chapter did not show, ``find-the-bug`` in given code, or run an
+``experiment`` and interpret it (an answer the grader can check: a number in a range, a choice, a prediction)."""
 
 
 @dataclass
@@ -81,16 +87,22 @@ _REGISTRY: dict[str, CheckSpec] = {}
 
 
 def register(check_id: str, *, points: int = 1, hint: str = "", timeout: float = 30.0,
-             forbid: Iterable[str] = (), forbid_note: str = "") -> Callable[[TestFn], TestFn]:
-    """Decorator that registers ``test`` under ``check_id`` (``"NN.name"``, e.g. ``"03.conv2d"``)."""
+             forbid: Iterable[str] = (), forbid_note: str = "", kind: str = "build") -> Callable[[TestFn], TestFn]:
+    """Decorator that registers ``test`` under ``check_id`` (``"NN.name"``, e.g. ``"03.conv2d"``).
+
+    ``kind`` is one of :data:`KINDS`; every chapter has a ``find-the-bug`` task and, from chapter 05 on, an
+    ``experiment`` (tests/test_grading.py counts them).
+    """
     _validate_id(check_id)
     if points < 1 or timeout <= 0:
         raise ValueError(f"{check_id}: points must be >= 1 and timeout > 0, got {points} and {timeout}")
+    if kind not in KINDS:
+        raise ValueError(f"{check_id}: kind must be one of {KINDS}, got {kind!r}")
 
     def deco(test: TestFn) -> TestFn:
         if check_id in _REGISTRY and _REGISTRY[check_id].test.__qualname__ != test.__qualname__:
             raise ValueError(f"check id {check_id!r} is registered twice")
-        _REGISTRY[check_id] = CheckSpec(check_id, test, points, hint, timeout, tuple(forbid), forbid_note)
+        _REGISTRY[check_id] = CheckSpec(check_id, test, points, hint, timeout, tuple(forbid), forbid_note, kind)
         return test
 
     return deco

@@ -1,8 +1,10 @@
-"""Wrong answers for chapter 00's checks (mel filterbank, padding collate, bag of words, channel statistics)."""
+"""Wrong answers for chapter 00's checks (mel filterbank, padding collate, bag of words, channel statistics,
+the post's image-and-caption collate)."""
 
 import math
 
 import torch
+from torch.nn.utils.rnn import pad_sequence
 
 from . import Mutant
 
@@ -91,4 +93,43 @@ MUTANTS = {
     "00.bag_of_words": {"counts padding": Mutant(bow_counts_padding, "padding"), "presence not counts": bow_presence},
     "00.normalise_channels": {"global statistics": normalise_global, "biased std": normalise_biased_std,
                               "per-sample statistics": normalise_per_sample},
+}
+
+
+def _caption_batch(samples):
+    images = torch.stack([img for img, _, _ in samples])
+    labels = torch.tensor([y for _, _, y in samples])
+    return images, labels
+
+
+def collate_post(samples):  # the post's batches: the captions are padded, then dropped
+    return _caption_batch(samples)
+
+
+def collate_captions_sorted_alone(samples):  # returns the captions, but sorted by length on their own
+    images, labels = _caption_batch(samples)
+    ids = pad_sequence(sorted([c for _, c, _ in samples], key=len, reverse=True), batch_first=True)
+    return images, ids, ids != 0, labels
+
+
+def collate_all_sorted(samples):  # aligned again, but the batch is no longer in the samples' order
+    return collate_captions_in_order(sorted(samples, key=lambda s: len(s[1]), reverse=True))
+
+
+def collate_captions_in_order(samples):
+    images, labels = _caption_batch(samples)
+    ids = pad_sequence([c for _, c, _ in samples], batch_first=True)
+    return images, ids, ids != 0, labels
+
+
+def collate_caption_mask_float(samples):
+    images, ids, mask, labels = collate_captions_in_order(samples)
+    return images, ids, mask.float(), labels
+
+
+MUTANTS["00.fix_caption_collate"] = {
+    "the post's batches (no captions)": Mutant(collate_post, "captions never reach"),
+    "captions sorted by length alone": Mutant(collate_captions_sorted_alone, "no longer belongs"),
+    "whole batch sorted by length": Mutant(collate_all_sorted, "order of the samples"),
+    "float mask": Mutant(collate_caption_mask_float, "bool"),
 }
