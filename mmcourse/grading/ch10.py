@@ -1,4 +1,7 @@
-"""Hidden tests of chapter 10's exercises (cross-modal learning): InfoNCE, recall@K and greedy decoding."""
+"""Hidden tests of chapter 10's exercises (cross-modal learning): InfoNCE with several positives per anchor,
+recall@K, greedy decoding, an InfoNCE computed a chunk of rows at a time whose targets restart in every chunk and
+whose uneven chunks are averaged (find the bugs), and choosing the temperature on validation data (an experiment,
+its sweep in :func:`temperature_table`)."""
 
 from __future__ import annotations
 
@@ -15,31 +18,86 @@ def _pairs(n: int, d: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     return a, a + 0.8 * torch.randn(n, d, generator=g)
 
 
-def _reference_info_nce(a: torch.Tensor, b: torch.Tensor, tau: float) -> torch.Tensor:
-    s = F.normalize(a, dim=-1) @ F.normalize(b, dim=-1).T / tau
-    target = torch.arange(len(a))
-    return (F.cross_entropy(s, target) + F.cross_entropy(s.T, target)) / 2
+def _multi_positive(a: torch.Tensor, b: torch.Tensor, labels: torch.Tensor, tau: float, *, normalise: bool = True,
+                    sides: str = "both", inside: bool = False, self_positive: bool = True,
+                    pooled: bool = False) -> torch.Tensor:
+    """The multi-positive InfoNCE (the defaults) and the variants a learner's bug gives, in float64."""
+    a, b = a.double(), b.double()
+    if normalise:
+        a, b = F.normalize(a, dim=-1), F.normalize(b, dim=-1)
+    s = a @ b.T / tau  # [B, B]
+    pos = labels[:, None] == labels[None, :]  # symmetric: the same mask for the rows and the columns
+    if not self_positive:
+        pos = pos & ~torch.eye(len(a), dtype=torch.bool)
+
+    def side(dim: int) -> torch.Tensor:
+        logp = s.log_softmax(dim)
+        if inside:  # log of the summed probabilities of the positives
+            return -torch.logsumexp(logp.masked_fill(~pos, float("-inf")), dim).mean()
+        p = pos.double()
+        if pooled:  # one mean over every positive pair of the batch
+            return -(logp * p).sum() / p.sum()
+        return (-(logp * p).sum(dim) / p.sum(dim).clamp_min(1)).mean()
+
+    loss = side(1) if sides == "rows" else (side(1) + side(0)) / 2
+    return loss.to(torch.float32)
 
 
-@register("10.info_nce", points=2, timeout=30,
-          hint="normalise both, S = a @ b.T / temperature, then average the cross-entropy of rows and of columns "
-               "with the diagonal as the target")
-def _info_nce(fn):
-    for n, d, tau, seed in [(8, 4, 0.07, 0), (5, 16, 0.5, 1), (12, 3, 1.0, 2)]:
+def _labels(n: int, classes: int, seed: int) -> torch.Tensor:
+    return torch.randint(classes, (n,), generator=torch.Generator().manual_seed(seed))
+
+
+_MP_BUGS = {  # variant of _multi_positive -> what the learner should do about it
+    "diagonal": "only the diagonal counts as positive — every pair with the same label is a positive "
+                "(labels[i] == labels[j]), not only j == i",
+    "rows": "your loss only covers one direction (a→b); average it with the b→a direction (the columns)",
+    "inside": "you summed the positives' probabilities inside the log; average the log-probabilities of the "
+              "positives instead (-1/|P(i)| Σ_p log p)",
+    "self": "row i's own partner (j == i) is a positive too: a_i and b_i are a matching pair, so keep the diagonal "
+            "in the mask",
+    "pooled": "you averaged over all positive pairs of the batch at once; average over each row's positives first "
+              "(divide by that row's count), then over the rows",
+    "unnormalised": "L2-normalise a and b first (cosine similarity): the loss must not change when an embedding "
+                    "is scaled",
+    "no temperature": "divide the similarities by the temperature",
+}
+
+
+def _mp_variant(name: str, a, b, labels, tau) -> torch.Tensor:
+    if name == "diagonal":
+        return _multi_positive(a, b, torch.arange(len(a)), tau)
+    if name == "no temperature":
+        return _multi_positive(a, b, labels, 1.0)
+    kw = {"rows": {"sides": "rows"}, "inside": {"inside": True}, "self": {"self_positive": False},
+          "pooled": {"pooled": True}, "unnormalised": {"normalise": False}}[name]
+    return _multi_positive(a, b, labels, tau, **kw)
+
+
+@register("10.multi_positive_nce", points=2, timeout=30,
+          hint="normalise both, S = a @ b.T / temperature, P = labels[:, None] == labels[None, :]; for each row "
+               "average -log_softmax(S, dim=1) over its positives, same for the columns with dim=0; average the "
+               "two means")
+def _multi_positive_nce(fn):
+    for n, d, classes, tau, seed in [(8, 4, 3, 0.07, 0), (12, 16, 5, 0.5, 1), (10, 3, 2, 1.0, 2),
+                                     (7, 4, 7, 0.2, 4)]:
         a, b = _pairs(n, d, seed)
+        labels = _labels(n, classes, seed) if classes < n else torch.arange(n)
         b[0] = b[1]  # make the matrix asymmetric enough that rows and columns differ
-        got = fn(a, b, tau)
+        a[2] *= 3.0  # one longer embedding: only cosine similarity ignores it
+        got = fn(a.clone(), b.clone(), labels.clone(), tau)
+        what = f"for B={n}, D={d}, labels={labels.tolist()}, temperature={tau}"
         assert torch.is_tensor(got) and got.dim() == 0, f"return a scalar tensor, got {type(got).__name__} " \
                                                        f"{getattr(got, 'shape', '')}"
-        want = _reference_info_nce(a, b, tau)
-        row_only = F.cross_entropy(F.normalize(a, dim=-1) @ F.normalize(b, dim=-1).T / tau, torch.arange(n))
-        assert not torch.allclose(got, row_only, atol=1e-5) or torch.allclose(want, row_only, atol=1e-5), \
-            "your loss only covers one direction (a→b); average it with the b→a direction."
-        assert torch.allclose(got, want, atol=1e-5), \
-            f"for B={n}, D={d}, temperature={tau}: got {float(got):.5f}, expected {float(want):.5f}."
-    a, b = _pairs(6, 5, 3)
-    assert torch.allclose(fn(3 * a, b, 0.1), fn(a, b, 0.1), atol=1e-5), \
-        "scaling an embedding changed the loss: L2-normalise a and b first (cosine similarity)."
+        want = _multi_positive(a, b, labels, tau)
+        if torch.allclose(got.float(), want, atol=1e-5):
+            continue
+        for bug, advice in _MP_BUGS.items():
+            if torch.allclose(got.float(), _mp_variant(bug, a, b, labels, tau), atol=1e-5):
+                raise AssertionError(f"{what}: {advice}")
+        if classes >= n:
+            raise AssertionError(f"{what}: with all labels distinct the loss must be the symmetric InfoNCE "
+                                 f"{float(want):.5f}, got {float(got):.5f}")
+        raise AssertionError(f"{what}: got {float(got):.5f}, expected {float(want):.5f}")
 
 
 def _reference_recall(q: torch.Tensor, g: torch.Tensor, k: int) -> float:
@@ -93,3 +151,170 @@ def _greedy_decode(fn):
             row = int((got.long() != want).any(1).nonzero()[0])
             raise AssertionError(f"row {row}: got {got[row].tolist()}, expected {want[row].tolist()} "
                                  f"(eos_id={eos}; tokens after the end must be 0).")
+
+
+# --- 10.fix_chunked_nce: an InfoNCE computed a chunk of rows at a time ---------------------------------------
+
+def _chunked(a: torch.Tensor, b: torch.Tensor, tau: float, chunk: int, *, fixed_targets: bool,
+             fixed_average: bool) -> torch.Tensor:
+    """The exercise's chunked InfoNCE with either of its two bugs fixed or not (both fixed: the right loss)."""
+    a, b = F.normalize(a.double(), dim=-1), F.normalize(b.double(), dim=-1)
+    parts = []
+    for start in range(0, len(a), chunk):
+        stop = min(start + chunk, len(a))
+        target = torch.arange(start, stop) if fixed_targets else torch.arange(stop - start)
+        s_ab, s_ba = a[start:stop] @ b.T / tau, b[start:stop] @ a.T / tau  # [chunk, B] each
+        red = "sum" if fixed_average else "mean"
+        parts.append(F.cross_entropy(s_ab, target, reduction=red) + F.cross_entropy(s_ba, target, reduction=red))
+    loss = sum(parts) / (2 * len(a)) if fixed_average else torch.stack(parts).mean() / 2
+    return loss.to(torch.float32)
+
+
+@register("10.fix_chunked_nce", points=2, timeout=30, kind="find-the-bug",
+          hint="the rows start, ..., stop - 1 of a chunk have their partners in the columns start, ..., stop - 1: "
+               "target = torch.arange(start, stop); add up the per-row losses (reduction='sum') and divide by 2B "
+               "at the end, since the last chunk can be smaller")
+def _fix_chunked_nce(fn):
+    for n, d, tau, chunk, seed in [(10, 4, 0.1, 4, 0), (37, 8, 0.07, 16, 1), (12, 3, 0.5, 12, 2),
+                                   (9, 5, 1.0, 2, 3), (12, 6, 0.2, 3, 4), (5, 4, 0.3, 8, 5)]:
+        a, b = _pairs(n, d, seed)
+        b[0] = b[1]  # rows and columns differ
+        got = fn(a.clone(), b.clone(), tau, chunk=chunk)
+        what = f"chunked_info_nce(B={n}, temperature={tau}, chunk={chunk})"
+        assert torch.is_tensor(got) and got.dim() == 0, \
+            f"{what}: return a scalar tensor, got {type(got).__name__} {getattr(got, 'shape', '')}"
+        want = _chunked(a, b, tau, chunk, fixed_targets=True, fixed_average=True)
+        if torch.allclose(got.float(), want, atol=1e-5):
+            continue
+        targets = ("the targets restart at 0 in every chunk, so after the first chunk the 'positives' are off the "
+                   "diagonal of S: row start + i belongs to column start + i")
+        average = ("the chunks' mean losses are averaged, but the last chunk is smaller (B is not a multiple of "
+                   "chunk), so its rows weigh more: add up the per-row losses (reduction='sum') and divide by 2B")
+        for fixed_targets, fixed_average, advice in [(False, False, f"{targets}; and {average}"),
+                                                     (False, True, targets), (True, False, average)]:
+            bug = _chunked(a, b, tau, chunk, fixed_targets=fixed_targets, fixed_average=fixed_average)
+            if torch.allclose(got.float(), bug, atol=1e-5):
+                raise AssertionError(f"{what}: {advice}")
+        s = F.normalize(a.double(), dim=-1) @ F.normalize(b.double(), dim=-1).T / tau
+        if torch.allclose(got.double(), F.cross_entropy(s, torch.arange(n)), atol=1e-5):
+            raise AssertionError(f"{what}: only one direction (a→b) is there; the b→a rows count too")
+        raise AssertionError(f"{what}: got {float(got):.5f}, the symmetric InfoNCE of the whole batch is "
+                             f"{float(want):.5f} (it must not depend on how the batch is cut)")
+
+
+# --- 10.pick_temperature: choose τ by validation recall@1 (experiment) ------------------------------------------
+
+TEMPERATURES = (0.01, 0.03, 0.1, 0.3, 1.0)
+TEMP_SEEDS = (0, 1, 2)
+TEMP_EPOCHS, TEMP_LR, TEMP_NOISE = 20, 2e-2, 0.7
+TEMP_TRAIN, TEMP_QUERIES = 300, 500
+TEMP_TOLERANCE = 0.03  # a temperature within 3 points of the best validation recall@1 is as good a choice
+
+
+def toy_scenes(n: int, noise: float, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scenes ``i = 0 .. n-1`` of a 10 × 10 world (scene i is ``(i % 10, (i // 10) % 10)``): images ``[n, 12]``,
+    a fixed projection of the two one-hots plus Gaussian noise; captions ``[n, 2]``, the word ids
+    ``[x, 10 + y]``."""
+    x, y = torch.arange(n) % 10, (torch.arange(n) // 10) % 10
+    proj = torch.randn(20, 12, generator=torch.Generator().manual_seed(1234))
+    images = torch.cat([F.one_hot(x, 10), F.one_hot(y, 10)], 1).float() @ proj
+    return images + noise * torch.randn(images.shape, generator=g), torch.stack([x, 10 + y], 1)
+
+
+class ToyTowers(torch.nn.Module):
+    """An MLP image tower and a bag-of-words caption tower into a 16-d space."""
+
+    def __init__(self):
+        super().__init__()
+        self.image = torch.nn.Sequential(torch.nn.Linear(12, 32), torch.nn.ReLU(), torch.nn.Linear(32, 16))
+        self.text = torch.nn.EmbeddingBag(20, 16, mode="mean")
+
+
+def temperature_runs(temperatures: tuple[float, ...], seeds: tuple[int, ...]) -> list[dict[str, float]]:
+    """Train :class:`ToyTowers` with the symmetric InfoNCE at each fixed temperature and seed (a run per pair, in
+    ``temperatures``-major order): ``TEMP_EPOCHS`` full-batch Adam steps on ``TEMP_TRAIN`` noisy scenes (each of
+    the 100 scenes three times; the seed draws the data and the initial weights, the same for every τ). Each run
+    returns its final training loss and its validation recall@1: ``TEMP_QUERIES`` fresh noisy images, each
+    ranking the 100 distinct captions (a hit when its own scene's caption comes first).
+
+    All runs train at once, as one stack of independent models (``[M, ...]`` weights): their losses are summed,
+    so each model's gradient is its own loss's, and Adam updates every weight on its own — the same as training
+    them one after the other, in a fraction of the time.
+    """
+    data, inits = [], []
+    for seed in seeds:
+        g = torch.Generator().manual_seed(seed)
+        train_images, train_captions = toy_scenes(TEMP_TRAIN, TEMP_NOISE, g)
+        queries, _ = toy_scenes(TEMP_QUERIES, TEMP_NOISE, g)
+        data.append((train_images, train_captions, queries))
+        torch.manual_seed(seed)
+        towers = ToyTowers()
+        inits.append([towers.image[0].weight, towers.image[0].bias, towers.image[2].weight, towers.image[2].bias,
+                      towers.text.weight])
+    pick = [seeds.index(s) for _ in temperatures for s in seeds]  # run -> its seed's data and weights
+    taus = torch.tensor([t for t in temperatures for _ in seeds])[:, None, None]  # [M, 1, 1]
+    w1, b1, w2, b2, emb = (torch.stack([inits[i][k].detach() for i in pick]).requires_grad_()
+                           for k in range(5))  # [M, 32, 12], [M, 32], [M, 16, 32], [M, 16], [M, 20, 16]
+    x, words, queries = (torch.stack([data[i][k] for i in pick]) for k in range(3))  # [M, N, 12], [M, N, 2], …
+    captions = toy_scenes(100, 0.0, torch.Generator())[1].expand(len(pick), 100, 2)  # the 100 distinct captions
+    rows = torch.arange(len(pick))[:, None, None]
+
+    def embed(images: torch.Tensor, caps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        za = torch.relu(images @ w1.mT + b1[:, None]) @ w2.mT + b2[:, None]  # [M, N, 16]
+        zb = emb[rows, caps].mean(2)  # [M, N, 16]: EmbeddingBag(mode="mean")
+        return F.normalize(za, dim=-1), F.normalize(zb, dim=-1)
+
+    opt = torch.optim.Adam([w1, b1, w2, b2, emb], lr=TEMP_LR)
+    target = torch.arange(TEMP_TRAIN).repeat(len(pick))
+    for _ in range(TEMP_EPOCHS):
+        za, zb = embed(x, words)
+        s = za @ zb.mT / taus  # [M, N, N]
+        ce = [F.cross_entropy(m.flatten(0, 1), target, reduction="none").view(len(pick), -1).mean(1)
+              for m in (s, s.mT)]
+        loss = (ce[0] + ce[1]) / 2  # [M]: each run's InfoNCE
+        opt.zero_grad()
+        loss.sum().backward()
+        opt.step()
+    with torch.no_grad():
+        za, zb = embed(queries, captions)
+        hits = (za @ zb.mT).argmax(2) == torch.arange(TEMP_QUERIES) % 100  # [M, queries]
+    return [{"train loss": float(lo), "val recall@1": float(h)}
+            for lo, h in zip(loss.detach(), hits.float().mean(1))]
+
+
+_TEMP_CACHE: dict[float, dict[str, float]] = {}
+
+
+def temperature_table() -> dict[float, dict[str, float]]:
+    """``{temperature: {"train loss": …, "val recall@1": …}}`` for each of ``TEMPERATURES``, the means over
+    ``TEMP_SEEDS`` of :func:`temperature_runs`: the sweep of 10.pick_temperature (computed once per process)."""
+    if not _TEMP_CACHE:
+        with torch.random.fork_rng():  # leave the caller's global random state as it was
+            runs = temperature_runs(TEMPERATURES, TEMP_SEEDS)
+        for i, tau in enumerate(TEMPERATURES):
+            mine = runs[i * len(TEMP_SEEDS):(i + 1) * len(TEMP_SEEDS)]
+            _TEMP_CACHE[tau] = {k: sum(r[k] for r in mine) / len(mine) for k in mine[0]}
+    return {tau: dict(row) for tau, row in _TEMP_CACHE.items()}
+
+
+@register("10.pick_temperature", points=2, timeout=60, kind="experiment",
+          hint="read the sweep's validation recall@1 column, not the training loss (losses at different τ are on "
+               "different scales); the best temperature, or one within 3 points of it, is the answer")
+def _pick_temperature(fn):
+    got = fn()
+    if type(got) not in (int, float):
+        raise AssertionError(f"best_temperature() should return a Python float, one of {list(TEMPERATURES)}; got "
+                             f"{type(got).__name__} {got!r}")
+    match = [t for t in TEMPERATURES if abs(got - t) < 1e-9]
+    assert match, f"choose one of the temperatures of the sweep {list(TEMPERATURES)}, got {got}"
+    recall = {t: row["val recall@1"] for t, row in temperature_table().items()}
+    best = max(recall.values())
+    good = [t for t, r in recall.items() if r >= best - TEMP_TOLERANCE]
+    if match[0] in good:
+        return
+    side = ("too small a τ makes the softmax so sharp that nearly all the gradient goes to a few hardest "
+            "negatives: training is brittle" if got < min(good)
+            else "too large a τ leaves the softmax flat: every negative is pushed about equally, the near misses "
+                 "no harder than the rest")
+    raise AssertionError(f"τ = {got} reaches a validation recall@1 of {recall[match[0]]:.1%}, the best temperature "
+                         f"of the sweep {best:.1%}: pick the temperature by the validation column; {side}")
