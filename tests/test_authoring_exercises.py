@@ -56,6 +56,16 @@ def test_make_exercise_tags_cells_that_use_blank_functions():
         make_exercise(json.loads(nbformat.writes(nbformat.v4.new_notebook())), "x.ipynb")
 
 
+def test_make_exercise_tags_cells_that_hand_a_blank_function_to_a_call():
+    handed = [nbformat.v4.new_code_cell("loader = DataLoader(range(4), collate_fn=square)"),
+              nbformat.v4.new_code_cell("out = list(map(add, [1], [2]))"),
+              nbformat.v4.new_code_cell("n = len([square])")]  # a list literal holding it is not a call with it
+    ex = make_exercise(json.loads(nbformat.writes(solution_nb(extra_cells=handed))), "99_fixture.ipynb")
+    tags = [c.get("metadata", {}).get("tags", []) for c in ex["cells"]][-3:]
+    assert "raises-exception" in tags[0] and "raises-exception" in tags[1]
+    assert "raises-exception" not in tags[2]
+
+
 def test_generate_writes_then_reports_in_sync(tmp_path):
     (tmp_path / "solutions").mkdir()
     nbformat.write(solution_nb(), tmp_path / "solutions" / "99_fixture.ipynb")

@@ -112,7 +112,9 @@ def _strip_magics(source: str) -> str:
 
 
 def _calls(source: str, names: set[str]) -> bool:
-    """Does the cell call one of ``names`` at module level (outside function/class bodies)?"""
+    """Does the cell call one of ``names`` at module level (outside function/class bodies), or hand one to a
+    call that will (``DataLoader(..., collate_fn=blank)``, ``map(blank, xs)``)? ``check(id, blank)`` is exempt:
+    the grader catches the error and scores zero."""
     try:
         tree = ast.parse(_strip_magics(source))
     except SyntaxError:
@@ -121,8 +123,13 @@ def _calls(source: str, names: set[str]) -> bool:
     def visit(node: ast.AST) -> bool:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
             return False
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in names:
-            return True
+        if isinstance(node, ast.Call):
+            func = node.func.id if isinstance(node.func, ast.Name) else None
+            if func in names:
+                return True
+            passed = [*node.args, *(k.value for k in node.keywords)]
+            if func != "check" and any(isinstance(a, ast.Name) and a.id in names for a in passed):
+                return True
         return any(visit(c) for c in ast.iter_child_nodes(node))
 
     return any(visit(stmt) for stmt in tree.body)
