@@ -1,4 +1,5 @@
-"""Hidden tests of chapter 9's exercises (fusion): a gated unit, tensor fusion, late fusion, missing modalities.
+"""Hidden tests of chapter 9's exercises (fusion): a gated unit, tensor fusion, late fusion, missing modalities,
+the source post's caption model (find the bug) and where a faint sound overtakes a caption (an experiment).
 
 The learner's notebook is ``solutions/09_fusion.ipynb`` (``exercises/`` holds the blank copy).
 """
@@ -122,3 +123,166 @@ def probe_accuracy_without(fn, model, inputs, targets, drops, task) -> dict:
     """Call the answer once per list of dropped modalities; report its results and the inputs afterwards."""
     results = [fn(model, inputs, targets, drop, task) for drop in drops]
     return {"results": results, "inputs_after": dict(inputs)}
+
+
+# --- 09.fix_caption_model: source post 001's captions that never reach the model ------------------------------
+
+POST_VOCAB, POST_CLASSES, POST_DIM = 40, 10, 16
+
+
+class PostReference(nn.Module):
+    """The fixed model: this batch's captions, concatenated after the image features, and raw logits."""
+
+    def __init__(self, vocab_size: int, n_classes: int = 10, dim: int = 32):
+        super().__init__()
+        from mmcourse.analysis.fast_encoders import BagOfWordsEncoder, TinyCNN
+
+        self.net = TinyCNN(3, dim)
+        self.rnn = BagOfWordsEncoder(vocab_size, dim)
+        self.classifier = nn.Linear(2 * dim, n_classes)
+
+    def forward(self, inputs, present=None):
+        fused = torch.cat((self.net(inputs["image"]), self.rnn(inputs["text"])), 1)
+        return {"shape": self.classifier(fused)}
+
+
+def _post_batch(seed: int, b: int) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    text = torch.randint(1, POST_VOCAB, (b, 12), generator=g)
+    text[:, 9:] = 0  # padding at the end, as the world's captions have
+    return {"image": torch.randn(b, 3, 32, 32, generator=g), "text": text}
+
+
+def probe_caption_model(cls, cases) -> list[dict]:
+    """Build the learner's model per case; report its weights, its logits on a batch, its logits after the first
+    caption changed, and which parameters get a gradient."""
+    seen = []
+    for seed, b in cases:
+        torch.manual_seed(seed)
+        try:
+            model = cls(POST_VOCAB, POST_CLASSES, POST_DIM)
+        except NotImplementedError:
+            raise
+        except Exception as e:  # noqa: BLE001 - reported to the check
+            seen.append({"error": f"PostCaptionModel({POST_VOCAB}, {POST_CLASSES}, {POST_DIM}) raised "
+                                  f"{type(e).__name__}: {e}"})
+            continue
+        batch = _post_batch(seed, b)
+        changed = {"image": batch["image"], "text": batch["text"].clone()}
+        changed["text"][0, :9] = torch.arange(1, 10)
+        try:
+            model.train()
+            out = model(batch)["shape"]
+            out.float().pow(2).sum().backward()
+            grads = {k: (p.grad is not None and bool(p.grad.abs().sum() > 0))
+                     for k, p in model.named_parameters()}
+            with torch.no_grad():
+                out2 = model(changed)["shape"]
+        except NotImplementedError:
+            raise
+        except Exception as e:  # noqa: BLE001 - reported to the check
+            seen.append({"error": f"the model on a batch of {b} raised {type(e).__name__}: {e}"})
+            continue
+        state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        seen.append({"out": out.detach(), "out_changed": out2.detach(), "grads": grads, "state": state})
+    return seen
+
+
+@register("09.fix_caption_model", points=2, timeout=30, kind="find-the-bug",
+          hint="in forward read this batch's captions, inputs['text'] (not a global), concatenate "
+               "(image features, text features) on dim 1, and return the classifier's raw logits (no ReLU)")
+def _fix_caption_model(fn):
+    cases = [(0, 5), (1, 64), (2, 3)]
+    seen = fn.probe(probe_caption_model, cases) if hasattr(fn, "probe") else probe_caption_model(fn, cases)
+    assert isinstance(seen, list) and len(seen) == len(cases), "the hidden test could not build your model"
+    for (seed, b), s in zip(cases, seen):
+        what = f"CaptionModel on a batch of {b}"
+        if "error" in s:
+            raise AssertionError(f"{s['error'].rstrip('.')}. Does forward read this batch's captions, "
+                                 "inputs['text'], or a fixed set of captions from outside the model?")
+        ref = PostReference(POST_VOCAB, POST_CLASSES, POST_DIM)
+        try:
+            ref.load_state_dict(s["state"])
+        except RuntimeError:
+            want_keys, got_keys = set(ref.state_dict()), set(s["state"])
+            raise AssertionError(f"{what}: keep the post's layers, names and sizes (net, rnn, classifier); "
+                                 f"missing {sorted(want_keys - got_keys)}, unexpected {sorted(got_keys - want_keys)}"
+                                 ) from None
+        out, changed = s["out"], s["out_changed"]
+        assert isinstance(out, torch.Tensor) and tuple(out.shape) == (b, POST_CLASSES), \
+            f"{what}: the 'shape' logits should be [{b}, {POST_CLASSES}], got {getattr(out, 'shape', out)}"
+        batch = _post_batch(seed, b)
+        with torch.no_grad():
+            want = ref(batch)["shape"]
+        if bool((out >= 0).all()) and bool((want < 0).any()) and torch.allclose(out, torch.relu(want), atol=1e-5):
+            raise AssertionError(f"{what}: the logits never go below 0 — a ReLU on the logits (the post's "
+                                 "Classifier) clips every negative score; return the linear layer's output")
+        moved = (changed - out).abs().amax(1)
+        assert moved[0] > 1e-6, (f"{what}: changing sample 0's caption did not change its logits — the captions "
+                                 "never reach the model; read inputs['text'] in forward")
+        assert torch.all(moved[1:] < 1e-6), (f"{what}: changing sample 0's caption changed other samples' logits; "
+                                             "each sample must be fused with its own caption")
+        text_grads = [k for k, v in s["grads"].items() if k.startswith("rnn.") and v]
+        assert text_grads, (f"{what}: no gradient reaches the text encoder (rnn) — are its features detached or "
+                            "computed under torch.no_grad()? It could never learn")
+        torch.testing.assert_close(out, want, atol=1e-5, rtol=1e-4,
+                                   msg=lambda m, what=what: f"{what}: the logits are not "
+                                   f"classifier(cat((net(image), rnn(text)), 1)) — image features first: {m}")
+
+
+# --- 09.modality_crossover: which modality carries the shape, as the caption loses its shape word ---------------
+
+CROSS_DROPOUTS = (0.0, 0.3, 0.6, 0.9, 1.0)  # caption_shape_dropout of each world
+CROSS_SIZES = (600, 600)  # training and test samples of each world
+CROSS_SNR_DB = -10.0  # a faint sound: its probe reads the shape about 3 times in 10
+# With these sizes the sound's probe scores 0.28-0.33 (seeds 0-7), the caption's 0.43-0.49 at dropout 0.6 and
+# 0.14-0.21 at 0.9 (about (1 - p) + p / 10): the sound overtakes the caption at 0.9 on every seed, by 8 points or
+# more on either side.
+
+_CROSS_CACHE: dict[int, dict[float, dict[str, float]]] = {}
+
+
+def crossover_table(seed: int = 0) -> dict[float, dict[str, float]]:
+    """{caption_shape_dropout: {"audio": probe accuracy, "text": probe accuracy}} on the shape task.
+
+    One world of ``CROSS_SIZES`` (train, test) samples per dropout of ``CROSS_DROPOUTS``, its sound at
+    ``CROSS_SNR_DB``; a linear probe per modality (``mmcourse.data.probes``, as in chapter 00). The scenes come
+    from ``seed`` alone (the latents are drawn before any modality is rendered), so every world holds the same
+    shapes; the sound does not depend on the caption's dropout, so it is rendered and probed once. Cached per
+    seed (the notebook and its check share one run)."""
+    if seed not in _CROSS_CACHE:
+        from mmcourse.data import WorldConfig, world_splits
+        from mmcourse.data.probes import probe_modalities
+
+        n_train, n_test = CROSS_SIZES
+
+        def probe(modality: str, dropout: float) -> float:
+            cfg = WorldConfig(caption_shape_dropout=dropout, audio_snr_db=CROSS_SNR_DB)
+            w = world_splits(n_train, 1, n_test, seed=seed, device="cpu", modalities=(modality,), config=cfg)
+            return float(probe_modalities(w.train, w.test, "shape", groups=[[modality]])[modality])
+
+        audio = probe("audio", CROSS_DROPOUTS[0])
+        _CROSS_CACHE[seed] = {p: {"audio": audio, "text": probe("text", p)} for p in CROSS_DROPOUTS}
+    return {p: dict(row) for p, row in _CROSS_CACHE[seed].items()}
+
+
+def crossover(seed: int = 0) -> float | None:
+    """The smallest dropout of CROSS_DROPOUTS at which the sound's probe beats the caption's."""
+    table = crossover_table(seed)
+    return next((p for p in CROSS_DROPOUTS if table[p]["audio"] > table[p]["text"]), None)
+
+
+@register("09.modality_crossover", points=2, timeout=60, kind="experiment",
+          hint="read the table: the first caption_shape_dropout whose audio probe accuracy is above the text "
+               "probe's; the sound's accuracy does not change with the caption's dropout")
+def _modality_crossover(fn):
+    got = fn()
+    if type(got) is not float:
+        raise AssertionError(f"crossover_dropout() should return a float, one of {list(CROSS_DROPOUTS)}; got "
+                             f"{type(got).__name__} {got!r}")
+    assert got in CROSS_DROPOUTS, f"answer with one of the dropouts of the sweep {list(CROSS_DROPOUTS)}, got {got}"
+    want = crossover(0)
+    assert got == want, (
+        f"{got} is not where the sound starts to beat the caption: at the smallest such dropout the audio probe's "
+        f"accuracy is above the text probe's, and below it the caption still wins"
+        + (" (at this dropout the caption is still ahead)" if got < want else " (the sound already wins earlier)"))

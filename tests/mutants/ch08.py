@@ -1,4 +1,5 @@
-"""Wrong answers for chapter 08's checks (Conv3d output shape, frame tokens, MFCCs from a log-mel)."""
+"""Wrong answers for chapter 08's checks (Conv3d output shape, frame tokens, MFCCs from a log-mel, the fixed
+log-mel, the mel resolution experiment)."""
 
 import math
 
@@ -70,4 +71,74 @@ MUTANTS = {
                          "pools time instead of width": pool_wrong_axes, "max instead of mean": pool_max},
     "08.mfcc_from_logmel": {"not orthonormal": mfcc_unscaled, "s_0 not divided by sqrt 2": mfcc_s0_not_halved,
                             "DCT over frames": mfcc_over_frames},
+}
+
+
+# --- 08.fix_log_mel ---------------------------------------------------------------------------------------------
+
+def _mel_power(wave, sample_rate, n_fft, hop, n_mels, exponent=2):
+    from mmcourse.data.audio import mel_filterbank, stft
+
+    power = stft(wave, n_fft, hop).abs() ** exponent  # [..., freqs, frames]
+    return torch.einsum("...ft,fm->...mt", power, mel_filterbank(n_fft // 2 + 1, n_mels, sample_rate))
+
+
+def log_mel_eps_only(wave, sample_rate, n_fft=256, hop=128, n_mels=32, eps=1e-6):  # axes still swapped
+    return torch.log(_mel_power(wave, sample_rate, n_fft, hop, n_mels).transpose(-1, -2) + eps)
+
+
+def log_mel_axes_only(wave, sample_rate, n_fft=256, hop=128, n_mels=32, eps=1e-6):  # log(0) = -inf left
+    return torch.log(_mel_power(wave, sample_rate, n_fft, hop, n_mels))
+
+
+def log_mel_dot_t(wave, sample_rate, n_fft=256, hop=128, n_mels=32, eps=1e-6):  # .T: right for one clip only
+    from mmcourse.data.audio import mel_filterbank, stft
+
+    power = stft(wave, n_fft, hop).abs() ** 2  # [..., freqs, frames]
+    return torch.log(power.T @ mel_filterbank(n_fft // 2 + 1, n_mels, sample_rate) + eps).T
+
+
+def log_mel_magnitude(wave, sample_rate, n_fft=256, hop=128, n_mels=32, eps=1e-6):
+    return torch.log(_mel_power(wave, sample_rate, n_fft, hop, n_mels, exponent=1) + eps)
+
+
+def log_mel_log10(wave, sample_rate, n_fft=256, hop=128, n_mels=32, eps=1e-6):
+    return torch.log10(_mel_power(wave, sample_rate, n_fft, hop, n_mels) + eps)
+
+
+# --- 08.mel_resolution ------------------------------------------------------------------------------------------
+
+def resolution_same_everywhere():  # "mel is just a coarser STFT": one gap for every tone
+    return {"linear": {250: 50, 1000: 50, 2000: 50}, "mel": {250: 100, 1000: 100, 2000: 100}}
+
+
+def resolution_kinds_swapped():
+    return {"mel": {250: 50, 1000: 50, 2000: 50}, "linear": {250: 100, 1000: 150, 2000: 300}}
+
+
+def resolution_bin_width():  # the STFT's bin width (31.25 Hz), not a gap of the sweep
+    return {"linear": {250: 31.25, 1000: 31.25, 2000: 31.25}, "mel": {250: 100, 1000: 150, 2000: 300}}
+
+
+def resolution_float_gaps():  # the right numbers as floats
+    return {"linear": {250: 50.0, 1000: 50.0, 2000: 50.0}, "mel": {250: 100.0, 1000: 150.0, 2000: 300.0}}
+
+
+def resolution_mel_only():
+    return {"mel": {250: 100, 1000: 150, 2000: 300}}
+
+
+MUTANTS["08.fix_log_mel"] = {
+    "eps added, axes still swapped": Mutant(log_mel_eps_only, "frames first"),
+    "axes fixed, no eps": Mutant(log_mel_axes_only, "eps"),
+    ".T instead of the last two axes": Mutant(log_mel_dot_t, "not .t"),
+    "magnitude instead of power": Mutant(log_mel_magnitude, "power spectrogram"),
+    "log10 instead of the natural log": Mutant(log_mel_log10, "natural log"),
+}
+MUTANTS["08.mel_resolution"] = {
+    "one gap at every frequency": Mutant(resolution_same_everywhere, "2 of 6"),
+    "linear and mel swapped": Mutant(resolution_kinds_swapped, "6 of 6"),
+    "the bin width": Mutant(resolution_bin_width, "one of res_gaps"),
+    "floats": Mutant(resolution_float_gaps, "an int"),
+    "only the mel spectrogram": Mutant(resolution_mel_only, "'linear' and 'mel'"),
 }

@@ -1,6 +1,8 @@
-"""Wrong answers for chapter 09's checks (gated fusion, tensor fusion, late fusion, missing modalities)."""
+"""Wrong answers for chapter 09's checks (gated fusion, tensor fusion, late fusion, missing modalities, the
+source post's caption model, where a faint sound overtakes the caption)."""
 
 import torch
+from torch import nn
 
 from . import Mutant
 
@@ -93,3 +95,106 @@ MUTANTS = {
                                  "zeroes the caller's inputs": Mutant(acc_zeroes_in_place, "in place"),
                                  "returns a tensor": Mutant(acc_returns_tensor, "float")},
 }
+
+
+# --- 09.fix_caption_model ---------------------------------------------------------------------------------------
+
+class _PostLayers(nn.Module):
+    """The post's layers, as the notebook's PostCaptionModel holds them."""
+
+    def __init__(self, vocab_size, n_classes=10, dim=32):
+        super().__init__()
+        from mmcourse.analysis.fast_encoders import BagOfWordsEncoder, TinyCNN
+
+        self.net = TinyCNN(3, dim)
+        self.rnn = BagOfWordsEncoder(vocab_size, dim)
+        self.classifier = nn.Linear(2 * dim, n_classes)
+
+
+_TEXTS = torch.randint(1, 40, (64, 12), generator=torch.Generator().manual_seed(0))  # captions set once
+
+
+class GlobalCaptions(_PostLayers):  # the post's bug, ReLU removed: captions from outside the model
+    def forward(self, inputs, present=None):
+        return {"shape": self.classifier(torch.cat((self.net(inputs["image"]), self.rnn(_TEXTS)), 1))}
+
+
+class FirstCallCaptions(_PostLayers):  # "fixed" by keeping the captions of the first batch it saw
+    def forward(self, inputs, present=None):
+        if not hasattr(self, "texts"):
+            self.texts = inputs["text"].clone()
+        texts = self.texts[: len(inputs["image"])]
+        return {"shape": self.classifier(torch.cat((self.net(inputs["image"]), self.rnn(texts)), 1))}
+
+
+class ReluOnLogits(_PostLayers):  # captions fixed, the post's Classifier kept
+    def forward(self, inputs, present=None):
+        fused = torch.cat((self.net(inputs["image"]), self.rnn(inputs["text"])), 1)
+        return {"shape": torch.relu(self.classifier(fused))}
+
+
+class TextDetached(_PostLayers):  # the caption features cut off from the gradient
+    def forward(self, inputs, present=None):
+        fused = torch.cat((self.net(inputs["image"]), self.rnn(inputs["text"]).detach()), 1)
+        return {"shape": self.classifier(fused)}
+
+
+class TextFirst(_PostLayers):
+    def forward(self, inputs, present=None):
+        fused = torch.cat((self.rnn(inputs["text"]), self.net(inputs["image"])), 1)
+        return {"shape": self.classifier(fused)}
+
+
+class BatchMeanCaption(_PostLayers):  # one caption summary for the whole batch
+    def forward(self, inputs, present=None):
+        text = self.rnn(inputs["text"]).mean(0, keepdim=True).expand(len(inputs["image"]), -1)
+        return {"shape": self.classifier(torch.cat((self.net(inputs["image"]), text), 1))}
+
+
+class RenamedClassifier(_PostLayers):  # the post's Classifier module kept, with its fc inside
+    def __init__(self, vocab_size, n_classes=10, dim=32):
+        super().__init__(vocab_size, n_classes, dim)
+        self.classifier = nn.Sequential()
+        self.classifier.add_module("fc", nn.Linear(2 * dim, n_classes))
+
+    def forward(self, inputs, present=None):
+        fused = torch.cat((self.net(inputs["image"]), self.rnn(inputs["text"])), 1)
+        return {"shape": self.classifier(fused)}
+
+
+# --- 09.modality_crossover --------------------------------------------------------------------------------------
+
+def crossover_last_caption_win():  # the last dropout at which the caption still wins
+    return 0.6
+
+
+def crossover_caption_gone():  # "only when the caption never names the shape"
+    return 1.0
+
+
+def crossover_theory():  # (1 - p) + p / 10 = 0.3 at p = 7/9, not a dropout of the sweep
+    return 7 / 9
+
+
+def crossover_as_text():
+    return "0.9"
+
+
+def crossover_as_int_percent():
+    return 90
+
+
+MUTANTS.update({
+    "09.fix_caption_model": {"captions from a global": Mutant(GlobalCaptions, "inputs['text']"),
+                             "the first batch's captions kept": Mutant(FirstCallCaptions, "never reach"),
+                             "ReLU on the logits": Mutant(ReluOnLogits, "relu"),
+                             "text features detached": Mutant(TextDetached, "gradient"),
+                             "text features first": Mutant(TextFirst, "image features first"),
+                             "one caption for the batch": Mutant(BatchMeanCaption, "its own caption"),
+                             "classifier.fc": Mutant(RenamedClassifier, "net, rnn, classifier")},
+    "09.modality_crossover": {"the caption's last win": Mutant(crossover_last_caption_win, "still ahead"),
+                              "only without any shape word": Mutant(crossover_caption_gone, "already wins earlier"),
+                              "the theoretical crossover": Mutant(crossover_theory, "one of the dropouts"),
+                              "a string": Mutant(crossover_as_text, "a float"),
+                              "a percentage": Mutant(crossover_as_int_percent, "a float")},
+})
