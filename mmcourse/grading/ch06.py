@@ -1,8 +1,10 @@
 """Hidden tests of chapter 6's exercises (recurrent encoders): a GRU cell, an LSTM cell, masked mean pooling,
-and fixing an encoder that reads ``out[:, -1]`` from a GRU built without ``batch_first=True`` (find the bug).
+fixing an encoder that reads ``out[:, -1]`` from a GRU built without ``batch_first=True`` (find the bug), and
+predicting when a GRU remembers the first symbol of a sequence (experiment and interpret).
 
 The learner's notebook is ``solutions/06_recurrent_encoders.ipynb`` (``exercises/`` holds the blank copy).
-Every test compares with PyTorch's own cell (``nn.GRUCell``, ``nn.LSTMCell``) given the same weights.
+Every test compares with PyTorch's own cell (``nn.GRUCell``, ``nn.LSTMCell``) given the same weights; the
+experiment's answer with what the notebook's run shows (the notebook asserts that its run agrees).
 """
 
 from __future__ import annotations
@@ -124,7 +126,7 @@ def probe_last_step(cls, cases) -> dict:
     return seen
 
 
-@register("06.last_step_encoder", points=2, timeout=30,
+@register("06.last_step_encoder", points=2, timeout=30, kind="find-the-bug",
           hint="nn.GRU(in_dim, hidden, batch_first=True); out [B, T, H]; "
                "return out[torch.arange(B), lengths - 1]")
 def _last_step_encoder(fn):
@@ -172,3 +174,35 @@ def _time_major_last(state: dict, x: torch.Tensor) -> torch.Tensor:
     gru.load_state_dict(state)
     with torch.no_grad():
         return gru(x)[0][:, -1]
+
+
+# --- 06.remember_first: a GRU's update gate at initialisation (experiment and interpret) ----------------------
+
+REMEMBER_KEYS = ("default, T=5", "default, T=30", "keep bias, T=5", "keep bias, T=30")
+REMEMBER_OPTIONS = ("learns", "chance")
+# What the exercise's run shows (five seeds tried): with torch's default initialisation the update gate starts
+# near z = sigmoid(0) = 0.5, so a GRU keeps about half of its state per step and the first token is all but gone
+# after 29 more steps (0.5^29 ~ 2e-9): it stays at chance within the 100 training steps (still on five seeds at
+# 120 steps; at 300 three of five get there); with its update gate biased towards keeping (z = sigmoid(4) ~ 0.98,
+# 0.98^29 ~ 0.6) it remembers after 80 steps on five seeds. Short sequences are learnt either way.
+REMEMBER_ANSWER = {"default, T=5": "learns", "default, T=30": "chance", "keep bias, T=5": "learns",
+                   "keep bias, T=30": "learns"}
+
+
+@register("06.remember_first", points=2, timeout=10, kind="experiment",
+          hint="run the training cell and read its table: 'learns' above 90 % test accuracy, 'chance' near 25 %; "
+               "then compute how much of h_1 is left after T steps when z is 0.5, and when it is 0.98")
+def _remember_first(fn):
+    got = fn()
+    if not isinstance(got, dict):
+        raise AssertionError(f"remember_answers() should return a dict {{case: 'learns' or 'chance'}}, got "
+                             f"{type(got).__name__}")
+    missing, extra = [k for k in REMEMBER_KEYS if k not in got], [k for k in got if k not in REMEMBER_KEYS]
+    assert not missing and not extra, (f"answer the four cases {list(REMEMBER_KEYS)}, one entry each; missing "
+                                       f"{missing}, unexpected {extra}")
+    bad = {k: v for k, v in got.items() if v not in REMEMBER_OPTIONS}
+    assert not bad, f"each answer is one of {list(REMEMBER_OPTIONS)}; got {bad}"
+    right = sum(got[k] == v for k, v in REMEMBER_ANSWER.items())
+    assert right == len(REMEMBER_ANSWER), (
+        f"{right} of {len(REMEMBER_ANSWER)} answers agree with the experiment; read the table again ('learns' = "
+        "above 90 % test accuracy, 'chance' = near 25 %) — a gated cell is not born remembering")

@@ -1,9 +1,11 @@
 """Hidden tests of chapter 7's exercises (Transformer encoders): attention's backward pass, the causal mask,
-sinusoidal positions.
+sinusoidal positions, what tells attention the order (experiment and interpret), and fixing a layer that misuses
+``nn.MultiheadAttention`` (find the bug).
 
 The learner's notebook is ``solutions/07_transformer_encoders.ipynb`` (``exercises/`` holds the blank copy).
 The backward pass is compared with autograd's gradients of the chapter's attention; the table with the formula
-of Vaswani et al.
+of Vaswani et al.; the fixed layer with ``nn.MultiheadAttention`` given the learner's weights; the experiment's
+answer with what the notebook's run shows (the notebook asserts that its run agrees).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import math
 
 import torch
+from torch import nn
 
 from mmcourse.grading.registry import register
 from mmcourse.layers.positional import sinusoidal_table
@@ -95,3 +98,147 @@ def _sinusoidal(fn):
                                  "not sit in two halves")
         expect = f"pe[7, 2] should be sin(7 / 10000^(2/{dim})) = {math.sin(7 / 10000 ** (2 / dim)):.4f}"
         torch.testing.assert_close(pe, want, atol=1e-5, rtol=1e-4, msg=lambda m, e=expect: f"{e}. {m}")
+
+
+# --- 07.order_experiment: what tells attention the order (experiment and interpret) --------------------------
+
+ORDER_KEYS = ("no positions", "sinusoidal positions", "no positions, causal mask")
+ORDER_OPTIONS = ("learns", "chance")
+# What the exercise's run shows: without positions and without a mask, self-attention followed by a mean over
+# positions is a function of the *set* of tokens, so "is A before B?" stays at 50 % exactly as the chapter's
+# permutation argument predicts (the test set comes in A/B-swapped twins: exactly 0.500 on five seeds);
+# sinusoidal positions fix it; and so does a causal mask alone, because position i then sees exactly the i + 1
+# tokens up to it — the mask itself breaks the symmetry (Haviv et al., 2022). Both reach 0.97-1.00 in the 60
+# training steps on five seeds.
+ORDER_ANSWER = {"no positions": "chance", "sinusoidal positions": "learns", "no positions, causal mask": "learns"}
+
+
+@register("07.order_experiment", points=2, timeout=10, kind="experiment",
+          hint="run the training cell and read its table ('learns' above 70 % test accuracy, 'chance' near 50 %); "
+               "then ask, for each model, whether swapping two tokens can change its output")
+def _order_experiment(fn):
+    got = fn()
+    if not isinstance(got, dict):
+        raise AssertionError(f"order_answers() should return a dict {{model: 'learns' or 'chance'}}, got "
+                             f"{type(got).__name__}")
+    missing, extra = [k for k in ORDER_KEYS if k not in got], [k for k in got if k not in ORDER_KEYS]
+    assert not missing and not extra, (f"answer for the three models {list(ORDER_KEYS)}, one entry each; missing "
+                                       f"{missing}, unexpected {extra}")
+    bad = {k: v for k, v in got.items() if v not in ORDER_OPTIONS}
+    assert not bad, f"each answer is one of {list(ORDER_OPTIONS)}; got {bad}"
+    right = sum(got[k] == v for k, v in ORDER_ANSWER.items())
+    assert right == len(ORDER_ANSWER), (
+        f"{right} of {len(ORDER_ANSWER)} answers agree with the experiment; read the table again ('learns' = above "
+        "70 % test accuracy, 'chance' = near 50 %) — and mind that a mask is information too")
+
+
+# --- 07.fix_self_attention: nn.MultiheadAttention on [B, L, D] with the course's mask (find the bug) -----------
+
+SELF_ATTN_DIMS = (8, 2)  # (dim, heads)
+# (lengths of a batch): B != L except once (the square batch the colleague tested with); each batch has one
+# caption without padding, so a mask read the wrong way round shows.
+SELF_ATTN_CASES = ((5, 2, 4), (4, 4, 1, 3), (2, 7), (6, 6, 6))
+
+
+def _attn_input(lengths: tuple[int, ...], seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """x [B, L, D] (random values in the padding too) and the course's mask [B, L], True at real tokens."""
+    g = torch.Generator().manual_seed(300 + seed)
+    length = max(lengths)
+    x = torch.randn(len(lengths), length, SELF_ATTN_DIMS[0], generator=g)
+    return x, torch.arange(length)[None] < torch.tensor(lengths)[:, None]
+
+
+def probe_self_attention(cls, cases) -> dict:
+    """Build the learner's layer, report its attention's weights and settings and its outputs on padded batches."""
+    torch.manual_seed(0)
+    try:
+        layer = cls(*SELF_ATTN_DIMS)
+    except NotImplementedError:  # a blank exercise: "not implemented", not a failure
+        raise
+    except Exception as e:  # noqa: BLE001 - reported to the check
+        return {"error": f"SelfAttention{SELF_ATTN_DIMS} raised {type(e).__name__}: {e}"}
+    attn = getattr(layer, "attn", None)
+    if not isinstance(layer, nn.Module) or not isinstance(attn, nn.MultiheadAttention):
+        return {"error": "keep the attention in self.attn (an nn.MultiheadAttention) as in the colleague's layer"}
+    layer.eval()
+    seen: dict = {"state": {k: v.detach().clone() for k, v in attn.state_dict().items()},
+                  "batch_first": bool(attn.batch_first), "outs": []}
+    for seed, lengths in enumerate(cases):
+        x, mask = _attn_input(lengths, seed)
+        try:
+            with torch.no_grad():
+                seen["outs"].append(layer(x, mask))
+        except NotImplementedError:  # a blank exercise: "not implemented", not a failure
+            raise
+        except Exception as e:  # noqa: BLE001 - reported to the check
+            seen["outs"].append(f"{type(e).__name__}: {str(e)[:200]}")
+    return seen
+
+
+def _mha(state: dict, batch_first: bool) -> nn.MultiheadAttention:
+    m = nn.MultiheadAttention(*SELF_ATTN_DIMS, batch_first=batch_first)
+    m.load_state_dict(state)
+    return m.eval()
+
+
+def _try_mha(state: dict, x: torch.Tensor, batch_first: bool, pad: torch.Tensor | None) -> torch.Tensor | None:
+    """A candidate reading of the layer (None where its shapes do not even fit)."""
+    try:
+        with torch.no_grad():
+            return _mha(state, batch_first)(x, x, x, key_padding_mask=pad)[0]
+    except Exception:  # noqa: BLE001 - a reading that cannot run is no candidate
+        return None
+
+
+@register("07.fix_self_attention", points=2, timeout=30, kind="find-the-bug",
+          hint="nn.MultiheadAttention(dim, heads, batch_first=True) for x [B, L, D]; torch's key_padding_mask is "
+               "True at the padding, the course's mask True at real tokens: pass key_padding_mask=~mask")
+def _fix_self_attention(fn):
+    seen = fn.probe(probe_self_attention, SELF_ATTN_CASES)
+    assert isinstance(seen, dict), "the hidden test could not build your layer"
+    if "error" in seen:
+        raise AssertionError(seen["error"])
+    try:
+        ref = _mha(seen["state"], batch_first=True)
+    except RuntimeError:
+        raise AssertionError(f"self.attn should be nn.MultiheadAttention{SELF_ATTN_DIMS} with its default "
+                             f"projections; its weights are {sorted(seen['state'])}") from None
+    state = seen["state"]
+    for seed, (lengths, got) in enumerate(zip(SELF_ATTN_CASES, seen["outs"])):
+        x, mask = _attn_input(lengths, seed)
+        b, length = mask.shape
+        what = f"layer(x [B={b}, L={length}, D={x.shape[2]}], mask with lengths {list(lengths)})"
+        if isinstance(got, str):
+            raise AssertionError(f"{what} raised {got}. nn.MultiheadAttention reads its input as [L, B, D] unless "
+                                 "it is built with batch_first=True, and it wants key_padding_mask as [B, L]")
+        assert isinstance(got, torch.Tensor), f"{what}: return a tensor [B, L, D], got {type(got).__name__}"
+        assert tuple(got.shape) == tuple(x.shape), f"{what} has shape {tuple(got.shape)}, expected {tuple(x.shape)}"
+        real = mask[..., None].expand_as(x)  # compare at the real tokens (padded rows are free)
+        if not torch.isfinite(got[real]).all():
+            raise AssertionError(f"{what}: NaN at real tokens — torch's key_padding_mask is True at the positions "
+                                 "to *ignore*, the course's mask True at real tokens: a caption without padding "
+                                 "then has no key left; pass key_padding_mask=~mask")
+        with torch.no_grad():
+            want = ref(x, x, x, key_padding_mask=~mask)[0]
+        readings = {
+            "batch_first": (_try_mha(state, x, False, ~mask.T) if b != length else _try_mha(state, x, False, ~mask),
+                            "the layer attends across the batch: nn.MultiheadAttention reads x [B, L, D] as "
+                            "[L, B, D] unless built with batch_first=True"),
+            "inverted": (_try_mha(state, x, True, mask),
+                         "each token attends only to the padding: torch's key_padding_mask is True at the "
+                         "positions to ignore, so pass ~mask"),
+            "unmasked": (_try_mha(state, x, True, None),
+                         "the padding takes part in the attention: pass key_padding_mask=~mask"),
+        }
+        for bad, message in readings.values():
+            if bad is not None and bad.shape == got.shape and torch.allclose(got[real], bad[real], atol=1e-5) \
+                    and not torch.allclose(bad[real], want[real], atol=1e-5):
+                raise AssertionError(f"{what}: {message}")
+        if b == length and not seen["batch_first"]:
+            tm = _try_mha(state, x, False, ~mask)
+            if tm is not None and torch.allclose(got[real], tm[real], atol=1e-5):
+                raise AssertionError(f"{what}: the layer attends across the batch: build nn.MultiheadAttention "
+                                     "with batch_first=True")
+        torch.testing.assert_close(got[real], want[real], atol=1e-5, rtol=1e-4, msg=lambda m, what=what: (
+            f"{what}: not self-attention over each caption's real tokens (nn.MultiheadAttention with "
+            f"batch_first=True and key_padding_mask=~mask): {m}"))

@@ -3,6 +3,8 @@
 import torch
 from torch import nn
 
+from mmcourse.grading.ch06 import REMEMBER_ANSWER, REMEMBER_KEYS
+
 from . import Mutant
 
 
@@ -115,3 +117,33 @@ MUTANTS = {
                              "h_n without packing": Mutant(FinalStateEncoder, "padding"),
                              "lengths, not lengths - 1": OffByOneEncoder},
 }
+
+
+# --- 06.remember_first ----------------------------------------------------------------------------------------
+
+
+def remember_gates_always_work():  # "a GRU is gated, so it remembers"
+    return {k: "learns" for k in REMEMBER_KEYS}
+
+
+def remember_bias_does_not_matter():  # long sequences fail whatever the bias
+    return {**REMEMBER_ANSWER, "keep bias, T=30": "chance"}
+
+
+def remember_all_chance():
+    return {k: "chance" for k in REMEMBER_KEYS}
+
+
+def remember_other_names():
+    return {"gru": "chance", "gru, keep bias": "learns"}
+
+
+def remember_percentages():
+    return {k: 1.0 if v == "learns" else 0.25 for k, v in REMEMBER_ANSWER.items()}
+
+
+MUTANTS["06.remember_first"] = {"gates always remember": Mutant(remember_gates_always_work, "3 of 4"),
+                                "the bias does not help": Mutant(remember_bias_does_not_matter, "3 of 4"),
+                                "nothing learns": Mutant(remember_all_chance, "1 of 4"),
+                                "other case names": Mutant(remember_other_names, "missing"),
+                                "accuracies, not choices": Mutant(remember_percentages, "one of")}

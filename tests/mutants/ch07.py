@@ -3,6 +3,9 @@
 import math
 
 import torch
+from torch import nn
+
+from mmcourse.grading.ch07 import ORDER_ANSWER, ORDER_KEYS
 
 from . import Mutant
 
@@ -90,3 +93,65 @@ MUTANTS = {
     "07.sinusoidal_pe": {"sin and cos swapped": Mutant(pe_swapped, "swapped"),
                          "two halves": Mutant(pe_halves, "interleave"), "i/D instead of 2i/D": pe_wrong_exponent},
 }
+
+
+# --- 07.order_experiment --------------------------------------------------------------------------------------
+
+
+def order_mask_is_not_position():  # "only positions tell order"
+    return {**ORDER_ANSWER, "no positions, causal mask": "chance"}
+
+
+def order_all_learn():  # "attention is powerful enough"
+    return {k: "learns" for k in ORDER_KEYS}
+
+
+def order_accuracies():
+    return {"no positions": 0.5, "sinusoidal positions": 1.0, "no positions, causal mask": 1.0}
+
+
+def order_two_models():
+    return {"no positions": "chance", "sinusoidal positions": "learns"}
+
+
+# --- 07.fix_self_attention ----------------------------------------------------------------------------------
+
+
+class ColleagueAttention(nn.Module):  # the bug itself: no batch_first, the course's mask as torch's
+    def __init__(self, dim, heads, batch_first=False):
+        super().__init__()
+        self.attn = nn.MultiheadAttention(dim, heads, batch_first=batch_first)
+
+    def forward(self, x, mask):
+        return self.attn(x, x, x, key_padding_mask=mask)[0]
+
+
+class BatchFirstOnly(ColleagueAttention):  # batch_first fixed, the mask still the wrong way round
+    def __init__(self, dim, heads):
+        super().__init__(dim, heads, batch_first=True)
+
+
+class InvertedOnly(ColleagueAttention):  # the mask fixed and transposed to fit, still no batch_first
+    def forward(self, x, mask):
+        return self.attn(x, x, x, key_padding_mask=~mask.T)[0]
+
+
+class NoMask(BatchFirstOnly):  # drops the mask to get rid of the NaN
+    def forward(self, x, mask):
+        return self.attn(x, x, x)[0]
+
+
+class MaskAsAttnMask(BatchFirstOnly):  # a [B, L] mask given as attn_mask: every row gets one sample's mask
+    def forward(self, x, mask):
+        return self.attn(x, x, x, attn_mask=~mask[:1].expand(x.shape[1], -1))[0]
+
+
+MUTANTS["07.order_experiment"] = {"a mask is not a position": Mutant(order_mask_is_not_position, "2 of 3"),
+                                  "everything learns": Mutant(order_all_learn, "2 of 3"),
+                                  "accuracies, not choices": Mutant(order_accuracies, "one of"),
+                                  "a model left out": Mutant(order_two_models, "missing")}
+MUTANTS["07.fix_self_attention"] = {"the colleague's layer (the bug)": Mutant(ColleagueAttention, "batch_first"),
+                                    "batch_first only": Mutant(BatchFirstOnly, "~mask"),
+                                    "~mask only": Mutant(InvertedOnly, "batch_first=true"),
+                                    "no mask": Mutant(NoMask, "padding"),
+                                    "one sample's mask for all": MaskAsAttnMask}
