@@ -1,11 +1,12 @@
 """Hidden tests of chapter 7's exercises (Transformer encoders): attention's backward pass, the causal mask,
-sinusoidal positions, what tells attention the order (experiment and interpret), and fixing a layer that misuses
-``nn.MultiheadAttention`` (find the bug).
+rotary position embeddings, what tells attention the order (experiment and interpret), and fixing a layer that
+misuses ``nn.MultiheadAttention`` (find the bug).
 
 The learner's notebook is ``solutions/07_transformer_encoders.ipynb`` (``exercises/`` holds the blank copy).
-The backward pass is compared with autograd's gradients of the chapter's attention; the table with the formula
-of Vaswani et al.; the fixed layer with ``nn.MultiheadAttention`` given the learner's weights; the experiment's
-answer with what the notebook's run shows (the notebook asserts that its run agrees).
+The backward pass is compared with autograd's gradients of the chapter's attention; the rotary embedding with
+the formula of Su et al. (2021) and with the property it exists for (scores that depend on relative positions
+only); the fixed layer with ``nn.MultiheadAttention`` given the learner's weights; the experiment's answer with
+what the notebook's run shows (the notebook asserts that its run agrees).
 """
 
 from __future__ import annotations
@@ -81,23 +82,90 @@ def _causal_mask(fn):
         assert torch.equal(m, want), f"causal_mask({length}) is wrong:\n{m.int()}\nexpected\n{want.int()}"
 
 
-@register("07.sinusoidal_pe", points=2, timeout=30,
-          hint="pos [L, 1] times freq = exp(-ln(10000) * arange(0, D, 2) / D); even columns sin, odd columns cos")
-def _sinusoidal(fn):
-    for max_len, dim in ((10, 8), (50, 16)):
-        pe = fn(max_len, dim)
-        assert isinstance(pe, torch.Tensor), f"return a tensor, got {type(pe).__name__}"
-        assert tuple(pe.shape) == (max_len, dim), f"table shape {tuple(pe.shape)}, expected ({max_len}, {dim})"
-        want = sinusoidal_table(max_len, dim)
-        pe = pe.float()
-        if torch.allclose(pe[:, 0::2], want[:, 1::2], atol=1e-5):
-            raise AssertionError("sin and cos are swapped: even columns hold sin, odd columns cos")
-        halves = torch.cat([want[:, 0::2], want[:, 1::2]], dim=1)
-        if torch.allclose(pe, halves, atol=1e-5):
-            raise AssertionError("sines and cosines must interleave (sin in column 2i, cos in 2i+1), "
-                                 "not sit in two halves")
-        expect = f"pe[7, 2] should be sin(7 / 10000^(2/{dim})) = {math.sin(7 / 10000 ** (2 / dim)):.4f}"
-        torch.testing.assert_close(pe, want, atol=1e-5, rtol=1e-4, msg=lambda m, e=expect: f"{e}. {m}")
+# --- 07.rotary: rotary position embedding (Su et al., 2021), the neighbour of the chapter's sinusoidal table --
+
+# shapes [..., L, D]: L != D everywhere; one plain [L, D], one [B, h, L, D] as attention uses it, a long one.
+ROTARY_CASES = ((6, 8), (2, 3, 10, 16), (1, 17, 4))
+# readings a learner may have written (see _rotary_ref), and what to tell them
+ROTARY_READINGS = {
+    "halves": "pair neighbouring features (x[..., 2i], x[..., 2i+1]), as the chapter's table interleaves sin and "
+              "cos, not feature i with feature i + D/2",
+    "wrong way": "the pairs turn the wrong way: (a, b) -> (a cos - b sin, a sin + b cos)",
+    "i/D": "theta_i = 10000^(-2i/D) for pair i (2i is the pair's even column), not 10000^(-i/D)",
+}
+
+
+def _rotary_ref(x: torch.Tensor, halves: bool = False, sign: float = 1.0, exponent: float = 2.0) -> torch.Tensor:
+    """RoPE of x [..., L, D] (in double), and the readings a learner may have written instead."""
+    length, dim = x.shape[-2:]
+    pos = torch.arange(length, dtype=torch.double)[:, None]  # [L, 1]
+    theta = 10000.0 ** (-torch.arange(dim // 2, dtype=torch.double) * exponent / dim)  # [D/2]
+    angle = pos * theta  # [L, D/2]
+    cos, sin = angle.cos(), sign * angle.sin()
+    xd = x.double()
+    a, b = (xd[..., : dim // 2], xd[..., dim // 2:]) if halves else (xd[..., 0::2], xd[..., 1::2])
+    ra, rb = a * cos - b * sin, a * sin + b * cos
+    if halves:
+        return torch.cat([ra, rb], dim=-1)
+    return torch.stack([ra, rb], dim=-1).flatten(-2)  # interleave back: ra0, rb0, ra1, rb1, ...
+
+
+def _rotary_call(fn, x: torch.Tensor, what: str) -> torch.Tensor:
+    got = fn(x.clone())
+    assert isinstance(got, torch.Tensor), f"{what}: return a tensor, got {type(got).__name__}"
+    assert tuple(got.shape) == tuple(x.shape), \
+        f"{what} has shape {tuple(got.shape)}, expected {tuple(x.shape)}: rotating keeps the shape"
+    assert got.is_floating_point(), f"{what}: return a float tensor, got dtype {got.dtype}"
+    assert torch.isfinite(got).all(), f"{what} contains NaN or inf"
+    return got.double()
+
+
+def _near(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return torch.allclose(a.double(), b.double(), atol=1e-4, rtol=1e-4)
+
+
+def _pairs(t: torch.Tensor) -> torch.Tensor:
+    return t[..., 0::2] ** 2 + t[..., 1::2] ** 2  # [..., L, D/2]: squared length of each pair
+
+
+@register("07.rotary", points=2, timeout=30,
+          hint="a, b = x[..., 0::2], x[..., 1::2]; angle [L, D/2] = p * 10000^(-2i/D) for p = 0..L-1; "
+               "out[..., 0::2] = a cos - b sin, out[..., 1::2] = a sin + b cos")
+def _rotary(fn):
+    g = torch.Generator().manual_seed(21)
+    for n, shape in enumerate(ROTARY_CASES):
+        length, dim = shape[-2:]
+        x = torch.randn(shape, generator=g)
+        what = f"rotary(x {list(shape)})"
+        got = _rotary_call(fn, x, what)
+        if _near(got, x + sinusoidal_table(length, dim)):
+            raise AssertionError(f"{what}: you added the sinusoidal table; rotary embedding rotates each pair "
+                                 "of features by an angle and adds nothing")
+        variants = {"halves": _rotary_ref(x, halves=True), "wrong way": _rotary_ref(x, sign=-1.0),
+                    "i/D": _rotary_ref(x, exponent=1.0)}
+        want = _rotary_ref(x)
+        for name, bad in variants.items():
+            if _near(got, bad) and not _near(want, bad):
+                raise AssertionError(f"{what}: {ROTARY_READINGS[name]}")
+        if not torch.allclose(_pairs(got), _pairs(x.double()), atol=1e-4, rtol=1e-4):
+            raise AssertionError(f"{what}: a rotation keeps the length of every pair (x[..., 2i], x[..., 2i+1]), "
+                                 "yours changes it: the rotated pair is (a cos - b sin, a sin + b cos)")
+        if not torch.allclose(got[..., 0, :], x[..., 0, :].double(), atol=1e-5):
+            raise AssertionError(f"{what}: position 0 turns by the angle 0 * theta_i = 0, so row 0 must come back "
+                                 "unchanged (positions count 0, 1, ..., L-1 along the second-to-last axis)")
+        if n == 0:  # what RoPE is for: a score depends on the two positions only through their offset
+            q, k = torch.randn(2, dim, generator=g)
+            rq = _rotary_call(fn, q.repeat(length, 1), f"rotary(q repeated [{length}, {dim}])")
+            rk = _rotary_call(fn, k.repeat(length, 1), f"rotary(k repeated [{length}, {dim}])")
+            s = rq @ rk.T  # [L, L]: s[m, n] = the score of q at position m against k at position n
+            if not torch.allclose(s[1:, 1:], s[:-1, :-1], atol=1e-4, rtol=1e-4):
+                raise AssertionError("the same q at position m and k at position n should score "
+                                     "rotary(q)_m . rotary(k)_n depending on m - n only; yours changes along a "
+                                     "diagonal: the angle must be p * theta_i, linear in the position p")
+        p, i = min(3, length - 1), 1
+        expect = (f"row {p}, pair {i} should be x's pair turned by {p} * 10000^(-{2 * i}/{dim}) = "
+                  f"{p * 10000 ** (-2 * i / dim):.4f} rad")
+        torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4, msg=lambda m, e=expect, w=what: f"{w}: {e}. {m}")
 
 
 # --- 07.order_experiment: what tells attention the order (experiment and interpret) --------------------------

@@ -1,4 +1,5 @@
-"""Wrong answers for chapter 07's checks (attention's backward pass, causal mask, sinusoidal positions)."""
+"""Wrong answers for chapter 07's checks (attention's backward pass, causal mask, rotary positions, what tells
+attention the order, the misused nn.MultiheadAttention)."""
 
 import math
 
@@ -6,6 +7,7 @@ import torch
 from torch import nn
 
 from mmcourse.grading.ch07 import ORDER_ANSWER, ORDER_KEYS
+from mmcourse.layers.positional import sinusoidal_table
 
 from . import Mutant
 
@@ -59,27 +61,77 @@ def causal_float(length):
     return torch.ones(length, length).tril()
 
 
-def _pe(max_len, dim, swap=False, halves=False, exponent=2):
-    pos = torch.arange(max_len, dtype=torch.float32)[:, None]
-    freq = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-math.log(10000.0) / dim) * (exponent / 2))
-    a, b = (torch.cos(pos * freq), torch.sin(pos * freq)) if swap else (torch.sin(pos * freq), torch.cos(pos * freq))
+def _rope(x, halves=False, sign=1.0, start=0, exponent=2, one_freq=False):
+    length, dim = x.shape[-2:]
+    pos = torch.arange(start, start + length, dtype=torch.float32)[:, None]  # [L, 1]
+    theta = 10000 ** (-torch.arange(0, dim, 2, dtype=torch.float32) * (exponent / 2) / dim)
+    angle = pos * (torch.ones_like(theta) if one_freq else theta)  # [L, D/2]
+    cos, sin = torch.cos(angle), sign * torch.sin(angle)
+    a, b = (x[..., : dim // 2], x[..., dim // 2:]) if halves else (x[..., 0::2], x[..., 1::2])
+    ra, rb = a * cos - b * sin, a * sin + b * cos
     if halves:
-        return torch.cat([a, b], dim=1)
-    pe = torch.zeros(max_len, dim)
-    pe[:, 0::2], pe[:, 1::2] = a, b
-    return pe
+        return torch.cat([ra, rb], dim=-1)
+    out = torch.empty_like(x)
+    out[..., 0::2], out[..., 1::2] = ra, rb
+    return out
 
 
-def pe_swapped(max_len, dim):
-    return _pe(max_len, dim, swap=True)
+def rope_adds_table(x):  # the chapter's absolute positions instead of a rotation
+    length, dim = x.shape[-2:]
+    return x + sinusoidal_table(length, dim)
 
 
-def pe_halves(max_len, dim):
-    return _pe(max_len, dim, halves=True)
+def rope_halves(x):  # the GPT-NeoX layout: feature i paired with feature i + D/2
+    return _rope(x, halves=True)
 
 
-def pe_wrong_exponent(max_len, dim):
-    return _pe(max_len, dim, exponent=1)
+def rope_wrong_way(x):
+    return _rope(x, sign=-1.0)
+
+
+def rope_from_one(x):
+    return _rope(x, start=1)
+
+
+def rope_i_over_d(x):  # arange(D/2) / D instead of arange(0, D, 2) / D
+    return _rope(x, exponent=1)
+
+
+def rope_one_frequency(x):  # every pair turns one radian per position
+    return _rope(x, one_freq=True)
+
+
+def rope_cos_only(x):  # scales each feature by cos instead of rotating the pair
+    length, dim = x.shape[-2:]
+    angle = torch.arange(length)[:, None] * 10000 ** (-torch.arange(0, dim, 2) / dim)
+    return x * torch.cos(angle).repeat_interleave(2, dim=-1)
+
+
+def _rope_at(x, position):  # rotate every row of x as if it sat at `position`
+    dim = x.shape[-1]
+    angle = position * 10000 ** (-torch.arange(0, dim, 2, dtype=torch.float32) / dim)  # [D/2]
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    a, b = x[..., 0::2], x[..., 1::2]
+    out = torch.empty_like(x)
+    out[..., 0::2], out[..., 1::2] = a * cos - b * sin, a * sin + b * cos
+    return out
+
+
+def rope_squared_position(x):  # an angle that is not linear in the position: p^2 theta_i
+    out = torch.empty_like(x)
+    for p in range(x.shape[-2]):
+        out[..., p, :] = _rope_at(x[..., p, :], p * p)
+    return out
+
+
+def rope_table_sin_cos_swapped(x):  # cos and sin read from the wrong columns of the chapter's table
+    length, dim = x.shape[-2:]
+    pe = sinusoidal_table(length, dim)
+    cos, sin = pe[:, 0::2], pe[:, 1::2]  # [L, D/2]: even columns hold sin, not cos
+    a, b = x[..., 0::2], x[..., 1::2]
+    out = torch.empty_like(x)
+    out[..., 0::2], out[..., 1::2] = a * cos - b * sin, a * sin + b * cos
+    return out
 
 
 MUTANTS = {
@@ -90,8 +142,15 @@ MUTANTS = {
                               "autograd": Mutant(backward_autograd, "calls")},
     "07.causal_mask": {"transposed": Mutant(causal_transposed, "transposed"),
                        "no diagonal": Mutant(causal_strict, "itself"), "float mask": Mutant(causal_float, "bool")},
-    "07.sinusoidal_pe": {"sin and cos swapped": Mutant(pe_swapped, "swapped"),
-                         "two halves": Mutant(pe_halves, "interleave"), "i/D instead of 2i/D": pe_wrong_exponent},
+    "07.rotary": {"adds the sinusoidal table": Mutant(rope_adds_table, "adds nothing"),
+                  "cos only, no rotation": Mutant(rope_cos_only, "length of every pair"),
+                  "position 1 first": Mutant(rope_from_one, "position 0"),
+                  "cos and sin from the wrong columns": Mutant(rope_table_sin_cos_swapped, "position 0"),
+                  "angle p^2 theta": Mutant(rope_squared_position, "m - n"),
+                  "halves, not neighbours": Mutant(rope_halves, "neighbouring"),
+                  "turns the wrong way": Mutant(rope_wrong_way, "wrong way"),
+                  "i/D instead of 2i/D": Mutant(rope_i_over_d, "10000^(-2i/d)"),
+                  "one frequency for all pairs": Mutant(rope_one_frequency, "should be x's pair turned by")},
 }
 
 
