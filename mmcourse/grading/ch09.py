@@ -1,5 +1,6 @@
-"""Hidden tests of chapter 9's exercises (fusion): a gated unit, tensor fusion, late fusion, missing modalities,
-the source post's caption model (find the bug) and where a faint sound overtakes a caption (an experiment).
+"""Hidden tests of chapter 9's exercises (fusion): a gated unit with missing modalities, the full weight behind
+low-rank fusion, late fusion, missing modalities, the source post's caption model (find the bug) and where a
+faint sound overtakes a caption (an experiment).
 
 The learner's notebook is ``solutions/09_fusion.ipynb`` (``exercises/`` holds the blank copy).
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from mmcourse.fusion import GatedFusion, LowRankTensorFusion, TensorFusion
 from mmcourse.fusion.basic import ConcatFusion
 from mmcourse.grading.registry import register
 from mmcourse.models import MultimodalModel
@@ -19,34 +21,134 @@ def _tensor(got: object, what: str) -> torch.Tensor:
     return got
 
 
-@register("09.gated_fusion", points=2,
-          hint="h_a = tanh(x_a W_a^T), h_b = tanh(x_b W_b^T), z = sigmoid([x_a; x_b] W_z^T); return z*h_a + (1-z)*h_b",
-          timeout=30)
-def _gated_fusion(fn):
-    g = torch.Generator().manual_seed(0)
-    for b, da, db, d in ((4, 3, 5, 6), (1, 2, 2, 1), (7, 8, 4, 3)):
-        xa, xb = torch.randn(b, da, generator=g), torch.randn(b, db, generator=g)
-        wa, wb = torch.randn(d, da, generator=g), torch.randn(d, db, generator=g)
-        wz = torch.randn(d, da + db, generator=g)
-        got = _tensor(fn(xa, xb, wa, wb, wz), "gmu")
-        z = torch.sigmoid(torch.cat([xa, xb], -1) @ wz.T)
-        want = z * torch.tanh(xa @ wa.T) + (1 - z) * torch.tanh(xb @ wb.T)
-        assert tuple(got.shape) == (b, d), f"gmu must return [B, D] = {(b, d)}, got {tuple(got.shape)}"
-        torch.testing.assert_close(got, want, msg=lambda m: f"gmu differs from z*h_a + (1-z)*h_b: {m}")
+# --- 09.masked_gated_fusion: the book's GMU when a modality may be missing per sample ------------------------
+
+GMU_DIMS = {"audio": 3, "image": 4, "text": 2}  # sorted: the columns of `present`
+GMU_PRESENT = [[1, 1, 1], [1, 0, 1], [0, 0, 1], [0, 0, 0], [0, 1, 0], [1, 1, 0], [0, 1, 1]]  # [B, M]
+GMU_ALONE = {2: "text", 4: "image"}  # rows with a single present modality
 
 
-@register("09.tensor_fusion", points=2,
-          hint="append a column of ones to each, then (a1.unsqueeze(2) * b1.unsqueeze(1)).flatten(1)", timeout=30)
-def _tensor_fusion(fn):
-    a, b = torch.tensor([[2.0, 3.0]]), torch.tensor([[5.0, 7.0, 11.0]])
-    got = _tensor(fn(a, b), "tensor_fuse")
-    assert tuple(got.shape) == (1, 12), f"[B, (2+1)*(3+1)] = [1, 12] expected, got {tuple(got.shape)}"
-    want = torch.outer(torch.tensor([2.0, 3.0, 1.0]), torch.tensor([5.0, 7.0, 11.0, 1.0])).reshape(1, 12)
-    torch.testing.assert_close(got, want, msg=lambda m: f"entry (i, j) must be [a; 1]_i * [b; 1]_j (row-major): {m}")
+def _gmu_reference(feats, present, proj, gate, zero_missing=True, mask_before=True, names=None):
+    """The masked GMU as the hidden test computes it; the switches give the wrong variants it recognises."""
+    names = names or sorted(feats)  # the modality of each column of `present`
+    keep = {m: present[:, i:i + 1] for i, m in enumerate(names)}
+    xs = [feats[m] * keep[m] if zero_missing else feats[m] for m in sorted(feats)]
+    mask = torch.cat([keep[m] for m in sorted(feats)], dim=1)  # [B, M]
+    h = torch.stack([torch.tanh(proj[m](x)) for m, x in zip(sorted(feats), xs)], dim=1)  # [B, M, D]
+    scores = gate(torch.cat(xs, dim=-1)).view(h.shape)
+    if mask_before:
+        g = scores.masked_fill(~mask.unsqueeze(-1), float("-inf")).softmax(1).nan_to_num(0.0)
+    else:
+        g = scores.softmax(1) * mask.unsqueeze(-1)
+    return (g * h).sum(1)  # [B, D]
+
+
+@register("09.masked_gated_fusion", points=2, timeout=30,
+          hint="zero the missing features (x * present[:, i:i+1]) before the projections and the gate, set the "
+               "scores of missing modalities to -inf before the softmax over modalities, then nan_to_num(0.0)")
+def _masked_gated_fusion(fn):
     g = torch.Generator().manual_seed(1)
-    a, b = torch.randn(5, 4, generator=g), torch.randn(5, 2, generator=g)
-    a1, b1 = torch.cat([a, torch.ones(5, 1)], 1), torch.cat([b, torch.ones(5, 1)], 1)
-    torch.testing.assert_close(_tensor(fn(a, b), "tensor_fuse"), torch.einsum("bi,bj->bij", a1, b1).flatten(1))
+    lib = GatedFusion(GMU_DIMS, dim=5)
+    with torch.no_grad():  # weights from the check's own generator: the learner's RNG is left alone
+        for p in lib.parameters():
+            p.copy_(0.7 * torch.randn(p.shape, generator=g))
+    b = len(GMU_PRESENT)
+    order = ("text", "audio", "image")  # the dict comes in another order than the sorted one
+    feats = {m: 2 * torch.randn(b, GMU_DIMS[m], generator=g) + 1 for m in order}
+    every = torch.ones(b, len(GMU_DIMS), dtype=torch.bool)
+    got = _tensor(fn(feats, every, lib.proj, lib.gate), "masked_gated")
+    assert tuple(got.shape) == (b, 5), f"masked_gated must return [B, D] = {(b, 5)}, got {tuple(got.shape)}"
+    with torch.no_grad():
+        want = lib(feats)
+    torch.testing.assert_close(got, want, msg=lambda m: "with every modality present this is the chapter's "
+                               f"gated_forward, sum_m g_m * tanh(proj[m](x_m)) over the sorted modalities: {m}")
+
+    present = torch.tensor(GMU_PRESENT, dtype=torch.bool)  # [B, M]
+    got = _tensor(fn(feats, present, lib.proj, lib.gate), "masked_gated")
+    assert tuple(got.shape) == (b, 5), f"masked_gated must return [B, D] = {(b, 5)}, got {tuple(got.shape)}"
+    assert not torch.isnan(got).any(), (
+        "NaN in the output: sample 3 has every modality missing, and a softmax over scores that are all -inf is "
+        "NaN; such a sample must give zeros (nan_to_num(0.0) on the gates)")
+    torch.testing.assert_close(got[3], torch.zeros(5), msg=lambda m: "a sample with every modality missing "
+                               f"must give zeros (all its gates are 0): {m}")
+    with torch.no_grad():
+        want = lib(feats, {m: present[:, i] for i, m in enumerate(GMU_DIMS)})
+        wrong = {
+            "columns": _gmu_reference(feats, present, lib.proj, lib.gate, names=list(feats)),
+            "after": _gmu_reference(feats, present, lib.proj, lib.gate, mask_before=False),
+            "unzeroed": _gmu_reference(feats, present, lib.proj, lib.gate, zero_missing=False),
+        }
+    if not torch.allclose(got, want, atol=1e-5, rtol=1e-4):
+        if torch.allclose(got, wrong["columns"], atol=1e-5, rtol=1e-4):
+            raise AssertionError("present's columns follow the sorted modality names (audio, image, text), not "
+                                 "the order of the feats dict")
+        if torch.allclose(got, wrong["after"], atol=1e-5, rtol=1e-4):
+            raise AssertionError("the gates of the present modalities must still sum to 1: mask the scores "
+                                 "with -inf before the softmax, not the gates after it")
+        if torch.allclose(got, wrong["unzeroed"], atol=1e-5, rtol=1e-4):
+            raise AssertionError("a missing modality's features must be zeros, also in the gate's input: "
+                                 "else the present modalities' gates depend on values that are not there")
+        for row, m in GMU_ALONE.items():
+            with torch.no_grad():
+                alone = torch.tanh(lib.proj[m](feats[m][row]))
+            torch.testing.assert_close(got[row], alone, msg=lambda e, row=row, m=m: (
+                f"sample {row} has only {m}: its gate must be 1, so the output is tanh(proj['{m}'](x)) — the "
+                f"present modalities share the whole weight (scores -inf before the softmax): {e}"))
+    torch.testing.assert_close(got, want, msg=lambda m: "differs from GatedFusion(dims)(feats, present) with "
+                               "the same weights (missing features zeroed, their scores -inf before the softmax "
+                               f"over modalities): {m}")
+
+
+# --- 09.lmf_full_weight: the full tensor-fusion weight that low-rank factors define --------------------------
+
+def _lmf_reference(f_1: torch.Tensor, f_2: torch.Tensor) -> torch.Tensor:
+    return torch.einsum("rio,rjo->oij", f_1, f_2).flatten(1)  # [out, (D_1 + 1)(D_2 + 1)]
+
+
+@register("09.lmf_full_weight", points=2, timeout=30,
+          hint="W[o, i * (D_2 + 1) + j] = sum_r F_1[r, i, o] * F_2[r, j, o]: the outer product of the two factors "
+               "per rank and output, summed over the rank, flattened with the first modality's index slowest")
+def _lmf_full_weight(fn):
+    g = torch.Generator().manual_seed(0)
+    for r, d1, d2, out in ((3, 2, 4, 5), (1, 3, 1, 2), (4, 5, 2, 3)):
+        f_1 = torch.randn(r, d1 + 1, out, generator=g)
+        f_2 = torch.randn(r, d2 + 1, out, generator=g)
+        got = _tensor(fn(f_1, f_2), "lmf_full_weight")
+        size = (d1 + 1) * (d2 + 1)
+        if tuple(got.shape) == (r, out, size):
+            raise AssertionError(f"got [R, out, (D_1+1)(D_2+1)] = {tuple(got.shape)}: the full weight is the "
+                                 "sum over the rank of the R rank-one terms")
+        assert tuple(got.shape) == (out, size), (f"W must be [out, (D_1+1)(D_2+1)] = {(out, size)} for F_1 "
+                                                 f"{tuple(f_1.shape)} and F_2 {tuple(f_2.shape)}, got "
+                                                 f"{tuple(got.shape)}")
+        want = _lmf_reference(f_1, f_2)
+        swapped = torch.einsum("rio,rjo->oji", f_1, f_2).flatten(1)
+        if not torch.allclose(got, want, atol=1e-5, rtol=1e-4) and torch.allclose(got, swapped, atol=1e-5,
+                                                                                    rtol=1e-4):
+            raise AssertionError("flatten with the first modality's index slowest, as the book's outer product: "
+                                 "column i * (D_2 + 1) + j holds F_1's row i times F_2's row j")
+        if r > 1 and torch.allclose(got, _lmf_reference(f_1[:1], f_2[:1]), atol=1e-5, rtol=1e-4):
+            raise AssertionError("only the first rank-one term: W is the sum over all R ranks")
+        if r > 1 and torch.allclose(got * r, want, atol=1e-5, rtol=1e-4):
+            raise AssertionError("W is the sum over the R ranks, not their mean")
+        torch.testing.assert_close(got, want, msg=lambda m: "W[o, i * (D_2 + 1) + j] must be "
+                                   f"sum_r F_1[r, i, o] * F_2[r, j, o]: {m}")
+
+    dims = {"audio": 3, "text": 2}
+    low = LowRankTensorFusion(dims, out_dim=4, rank=3)
+    with torch.no_grad():
+        for p in low.parameters():
+            p.copy_(torch.randn(p.shape, generator=g))
+    w = _tensor(fn(low.factors["audio"].detach(), low.factors["text"].detach()), "lmf_full_weight")
+    torch.testing.assert_close(w, low.full_weight().detach(),
+                               msg=lambda m: f"W differs from LowRankTensorFusion.full_weight(): {m}")
+    full = TensorFusion(dims, out_dim=4)
+    with torch.no_grad():
+        full.linear.weight.copy_(w)
+        full.linear.bias.copy_(low.bias)
+        x = {m: torch.randn(6, d, generator=g) for m, d in dims.items()}
+        torch.testing.assert_close(full(x), low(x), msg=lambda m: "TensorFusion with your W must give the "
+                                   f"low-rank fusion's output: {m}")
 
 
 def _late_reference(logits, present):

@@ -1,5 +1,6 @@
-"""Wrong answers for chapter 09's checks (gated fusion, tensor fusion, late fusion, missing modalities, the
-source post's caption model, where a faint sound overtakes the caption)."""
+"""Wrong answers for chapter 09's checks (gated fusion with missing modalities, the full weight of low-rank
+fusion, late fusion, missing modalities, the source post's caption model, where a faint sound overtakes the
+caption)."""
 
 import torch
 from torch import nn
@@ -7,35 +8,60 @@ from torch import nn
 from . import Mutant
 
 
-def gmu_gate_swapped(x_a, x_b, w_a, w_b, w_z):
-    z = torch.sigmoid(torch.cat([x_a, x_b], dim=-1) @ w_z.T)
-    return (1 - z) * torch.tanh(x_a @ w_a.T) + z * torch.tanh(x_b @ w_b.T)
+def _masked_gmu(feats, present, proj, gate, *, zero=True, before=True, nan_to_num=True, sorted_cols=True):
+    names = sorted(feats)
+    cols = names if sorted_cols else list(feats)
+    keep = {m: present[:, cols.index(m)] for m in names}  # [B] per modality
+    xs = [feats[m] * keep[m].unsqueeze(1) if zero else feats[m] for m in names]
+    mask = torch.stack([keep[m] for m in names], dim=1)  # [B, M]
+    h = torch.stack([torch.tanh(proj[m](x)) for m, x in zip(names, xs)], dim=1)  # [B, M, D]
+    scores = gate(torch.cat(xs, dim=-1)).view(h.shape)
+    if before:
+        g = scores.masked_fill(~mask.unsqueeze(-1), float("-inf")).softmax(1)
+        g = g.nan_to_num(0.0) if nan_to_num else g
+    else:
+        g = scores.softmax(1) * mask.unsqueeze(-1)
+    return (g * h).sum(1)
 
 
-def gmu_no_tanh(x_a, x_b, w_a, w_b, w_z):
-    z = torch.sigmoid(torch.cat([x_a, x_b], dim=-1) @ w_z.T)
-    return z * (x_a @ w_a.T) + (1 - z) * (x_b @ w_b.T)
+def masked_gmu_nan(feats, present, proj, gate):  # softmax over all -inf left as NaN
+    return _masked_gmu(feats, present, proj, gate, nan_to_num=False)
 
 
-def gmu_gate_order(x_a, x_b, w_a, w_b, w_z):
-    z = torch.sigmoid(torch.cat([x_b, x_a], dim=-1) @ w_z.T)
-    return z * torch.tanh(x_a @ w_a.T) + (1 - z) * torch.tanh(x_b @ w_b.T)
+def masked_gmu_after_softmax(feats, present, proj, gate):  # gates zeroed after the softmax, not renormalised
+    return _masked_gmu(feats, present, proj, gate, before=False)
 
 
-def fuse_without_ones(a, b):
-    return (a.unsqueeze(2) * b.unsqueeze(1)).flatten(1)
+def masked_gmu_unzeroed(feats, present, proj, gate):  # missing features still reach the gate
+    return _masked_gmu(feats, present, proj, gate, zero=False)
 
 
-def fuse_b_outer_a(a, b):
-    a1 = torch.cat([a, a.new_ones(a.shape[0], 1)], dim=1)
-    b1 = torch.cat([b, b.new_ones(b.shape[0], 1)], dim=1)
-    return (b1.unsqueeze(2) * a1.unsqueeze(1)).flatten(1)
+def masked_gmu_dict_order(feats, present, proj, gate):  # present's columns read in the dict's order
+    return _masked_gmu(feats, present, proj, gate, sorted_cols=False)
 
 
-def fuse_ones_first(a, b):
-    a1 = torch.cat([a.new_ones(a.shape[0], 1), a], dim=1)
-    b1 = torch.cat([b.new_ones(b.shape[0], 1), b], dim=1)
-    return (a1.unsqueeze(2) * b1.unsqueeze(1)).flatten(1)
+def masked_gmu_ignores_present(feats, present, proj, gate):  # the book's gated_forward, unchanged
+    return _masked_gmu(feats, torch.ones_like(present), proj, gate)
+
+
+def lmf_second_slowest(f_1, f_2):
+    return torch.einsum("rio,rjo->oji", f_1, f_2).flatten(1)
+
+
+def lmf_no_rank_sum(f_1, f_2):
+    return torch.einsum("rio,rjo->roij", f_1, f_2).flatten(2)
+
+
+def lmf_first_rank_only(f_1, f_2):
+    return torch.einsum("io,jo->oij", f_1[0], f_2[0]).flatten(1)
+
+
+def lmf_mean_over_rank(f_1, f_2):
+    return torch.einsum("rio,rjo->oij", f_1, f_2).flatten(1) / f_1.shape[0]
+
+
+def lmf_transposed(f_1, f_2):
+    return torch.einsum("rio,rjo->ijo", f_1, f_2).flatten(0, 1)
 
 
 def late_mean_of_logits(logits, present):
@@ -85,9 +111,16 @@ def acc_returns_tensor(model, inputs, targets, drop, task):
 
 
 MUTANTS = {
-    "09.gated_fusion": {"gate swapped": gmu_gate_swapped, "no tanh": gmu_no_tanh, "gate input order": gmu_gate_order},
-    "09.tensor_fusion": {"no appended ones": Mutant(fuse_without_ones, "[1, 12]"), "b outer a": fuse_b_outer_a,
-                         "ones first": fuse_ones_first},
+    "09.masked_gated_fusion": {"NaN for all-missing": Mutant(masked_gmu_nan, "nan"),
+                               "masked after the softmax": Mutant(masked_gmu_after_softmax, "before the softmax"),
+                               "missing features not zeroed": Mutant(masked_gmu_unzeroed, "zeros"),
+                               "columns in dict order": Mutant(masked_gmu_dict_order, "sorted"),
+                               "present ignored": Mutant(masked_gmu_ignores_present, "every modality missing")},
+    "09.lmf_full_weight": {"second modality slowest": Mutant(lmf_second_slowest, "first modality's index slowest"),
+                           "no sum over the rank": Mutant(lmf_no_rank_sum, "sum over the rank"),
+                           "first rank only": Mutant(lmf_first_rank_only, "sum over all r"),
+                           "mean over the rank": Mutant(lmf_mean_over_rank, "not their mean"),
+                           "[P, out]": Mutant(lmf_transposed, "[out, (d_1+1)(d_2+1)]")},
     "09.late_fusion_combine": {"mean of logits": late_mean_of_logits,
                                "ignores present": Mutant(late_ignores_present, "missing modalities"),
                                "divides by every modality": late_divides_by_all},
