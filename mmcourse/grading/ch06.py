@@ -1,10 +1,12 @@
-"""Hidden tests of chapter 6's exercises (recurrent encoders): a GRU cell, an LSTM cell, masked mean pooling,
-fixing an encoder that reads ``out[:, -1]`` from a GRU built without ``batch_first=True`` (find the bug), and
-predicting when a GRU remembers the first symbol of a sequence (experiment and interpret).
+"""Hidden tests of chapter 6's exercises (recurrent encoders): a GRU cell (the chapter writes the LSTM cell; the
+GRU is its neighbour), masked mean pooling, fixing an encoder that reads ``out[:, -1]`` from a GRU built without
+``batch_first=True`` (find the bug), and predicting when a GRU remembers the first symbol of a sequence
+(experiment and interpret).
 
 The learner's notebook is ``solutions/06_recurrent_encoders.ipynb`` (``exercises/`` holds the blank copy).
-Every test compares with PyTorch's own cell (``nn.GRUCell``, ``nn.LSTMCell``) given the same weights; the
-experiment's answer with what the notebook's run shows (the notebook asserts that its run agrees).
+The GRU cell is compared with PyTorch's own ``nn.GRUCell`` given the same weights, the encoder with an
+``nn.GRU`` holding the learner's weights; the experiment's answer with what the notebook's run shows (the
+notebook asserts that its run agrees).
 """
 
 from __future__ import annotations
@@ -45,27 +47,12 @@ def _gru_cell(fn):
             n = torch.tanh(gi[:, 2 * hidden:] + r * gh[:, 2 * hidden:])
             if torch.allclose(got, z * n + (1 - z) * h, atol=1e-6):
                 raise AssertionError("z and 1 - z are swapped: torch keeps the old state with z, h' = (1-z)*n + z*h")
+            b_hn = b_hh[2 * hidden:]
+            n_outside = torch.tanh(gi[:, 2 * hidden:] + r * (gh[:, 2 * hidden:] - b_hn) + b_hn)  # r * W_hn h + b_hn
+            if torch.allclose(got, (1 - z) * n_outside + z * h, atol=1e-6):
+                raise AssertionError("the reset gate must scale the recurrent part with its bias included, "
+                                     "r * (W_hn h + b_hn), as torch's GRU does; you added b_hn outside")
         torch.testing.assert_close(got, want, msg=lambda m: f"your GRU cell differs from nn.GRUCell: {m}")
-
-
-@register("06.lstm_cell", points=2, timeout=30,
-          hint="gates = W_ih x + b_ih + W_hh h + b_hh; i, f, g, o = gates.chunk(4, -1); "
-               "c' = σ(f)·c + σ(i)·tanh(g); h' = σ(o)·tanh(c')")
-def _lstm_cell(fn):
-    for hidden, seed in ((4, 0), (6, 2)):
-        torch.manual_seed(seed)
-        cell = nn.LSTMCell(5, hidden).double()
-        x, h = _inputs(hidden, seed)
-        c = torch.randn_like(h)
-        with torch.no_grad():
-            got = fn(x, (h, c), *_weights(cell))
-            want_h, want_c = cell(x, (h, c))
-        assert isinstance(got, tuple) and len(got) == 2, "return the pair (h', c')"
-        got_h, got_c = got
-        if torch.allclose(got_c, want_h, atol=1e-6) and torch.allclose(got_h, want_c, atol=1e-6):
-            raise AssertionError("you returned (c', h'); return (h', c') in that order")
-        torch.testing.assert_close(got_c, want_c, msg=lambda m: f"the new cell state c' differs: {m}")
-        torch.testing.assert_close(got_h, want_h, msg=lambda m: f"the new hidden state h' differs: {m}")
 
 
 @register("06.masked_mean", points=2, timeout=30,

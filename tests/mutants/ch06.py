@@ -1,4 +1,5 @@
-"""Wrong answers for chapter 06's checks (GRU cell, LSTM cell, masked mean pooling, the batch_first bug)."""
+"""Wrong answers for chapter 06's checks (GRU cell, masked mean pooling, the batch_first bug, remembering the
+first symbol)."""
 
 import torch
 from torch import nn
@@ -30,29 +31,6 @@ def gru_gate_order_zr(x, h, w_ih, w_hh, b_ih, b_hh):
     (i_z, i_r, i_n), (h_z, h_r, h_n) = _gates(x, h, w_ih, w_hh, b_ih, b_hh)
     r, z = torch.sigmoid(i_r + h_r), torch.sigmoid(i_z + h_z)
     return (1 - z) * torch.tanh(i_n + r * h_n) + z * h
-
-
-def _lstm(x, state, w_ih, w_hh, b_ih, b_hh):
-    h, c = state
-    return (x @ w_ih.T + b_ih + h @ w_hh.T + b_hh).chunk(4, dim=-1), c
-
-
-def lstm_returns_c_h(x, state, w_ih, w_hh, b_ih, b_hh):
-    (i, f, g, o), c = _lstm(x, state, w_ih, w_hh, b_ih, b_hh)
-    c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-    return c_new, torch.sigmoid(o) * torch.tanh(c_new)
-
-
-def lstm_no_tanh_on_c(x, state, w_ih, w_hh, b_ih, b_hh):
-    (i, f, g, o), c = _lstm(x, state, w_ih, w_hh, b_ih, b_hh)
-    c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-    return torch.sigmoid(o) * c_new, c_new
-
-
-def lstm_gate_order_ifog(x, state, w_ih, w_hh, b_ih, b_hh):
-    (i, f, o, g), c = _lstm(x, state, w_ih, w_hh, b_ih, b_hh)
-    c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-    return torch.sigmoid(o) * torch.tanh(c_new), c_new
 
 
 def mean_over_all(h, mask):
@@ -105,9 +83,7 @@ class OffByOneEncoder(LastSampleEncoder):
 
 MUTANTS = {
     "06.gru_cell": {"z and 1 - z swapped": Mutant(gru_z_swapped, "swapped"), "reset outside the bias":
-                    gru_reset_outside_bias, "gate order (z, r, n)": gru_gate_order_zr},
-    "06.lstm_cell": {"returns (c', h')": Mutant(lstm_returns_c_h, "(h', c')"), "no tanh on c'": lstm_no_tanh_on_c,
-                     "gate order (i, f, o, g)": lstm_gate_order_ifog},
+                    Mutant(gru_reset_outside_bias, "bias included"), "gate order (z, r, n)": gru_gate_order_zr},
     "06.masked_mean": {"mean over padding too": Mutant(mean_over_all, "padded"),
                        "NaN for an empty row": Mutant(mean_unclamped, "nan"),
                        "divides by the padded length": mean_divides_by_length},
