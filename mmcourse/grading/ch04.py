@@ -163,7 +163,7 @@ def probe_eval_accuracy(fn: Any, seed: int, batch_size: int, start_in_train: boo
     return seen
 
 
-@register("04.eval_accuracy", points=2, timeout=30,
+@register("04.eval_accuracy", points=2, timeout=30, kind="find-the-bug",
           hint="remember the mode (model.training), switch to model.eval(), evaluate under torch.no_grad(), "
                "then model.train(previous mode)")
 def _eval_accuracy(fn: Any) -> None:
@@ -196,7 +196,7 @@ def _eval_accuracy(fn: Any) -> None:
                                           "torch.no_grad() (no graph, less memory)")
 
 
-@register("04.diagnose", points=2, timeout=10,
+@register("04.diagnose", points=2, timeout=10, kind="experiment",
           hint="for each recipe of the chapter's section 7, ask which defect it detects and which run fails it; "
                "a run can fail several recipes for one cause")
 def _diagnose(fn: Any) -> None:
