@@ -1,14 +1,16 @@
 """Hidden tests of chapter 10's exercises (cross-modal learning): InfoNCE with several positives per anchor,
-recall@K, greedy decoding, an InfoNCE computed a chunk of rows at a time whose targets restart in every chunk and
-whose uneven chunks are averaged (find the bugs), and choosing the temperature on validation data (an experiment,
-its sweep in :func:`temperature_table`)."""
+the mean reciprocal rank when a query has several right answers, beam search over a toy next-token model, an
+InfoNCE computed a chunk of rows at a time whose targets restart in every chunk and whose uneven chunks are
+averaged (find the bugs), and choosing the temperature on validation data (an experiment, its sweep in
+:func:`temperature_table`)."""
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
 
-from mmcourse.crossmodal.decoding import greedy_decode
 from mmcourse.grading.registry import register
 
 
@@ -100,57 +102,225 @@ def _multi_positive_nce(fn):
         raise AssertionError(f"{what}: got {float(got):.5f}, expected {float(want):.5f}")
 
 
-def _reference_recall(q: torch.Tensor, g: torch.Tensor, k: int) -> float:
-    s = F.normalize(q, dim=-1) @ F.normalize(g, dim=-1).T
-    top = s.topk(k, dim=1).indices
-    return float((top == torch.arange(len(q))[:, None]).any(1).float().mean())
+# --- 10.mean_reciprocal_rank: ranking when a query has several right answers ---------------------------------
+
+def _mrr(q: torch.Tensor, g: torch.Tensor, owner: torch.Tensor, *, normalise: bool = True, diagonal: bool = False,
+         ties_against: bool = False, which: str = "best", of_mean: bool = False) -> float:
+    """The mean reciprocal rank (the defaults) and the variants a learner's bug gives, in float64.
+
+    Query ``i``'s right answers are the gallery items ``j`` with ``owner[j] == i``; its rank is one plus the number
+    of gallery items scored strictly higher than its best-scored right answer (ties in the query's favour, as in
+    the chapter's ``retrieval_ranks``)."""
+    q, g = q.double(), g.double()
+    if normalise:
+        q, g = F.normalize(q, dim=-1), F.normalize(g, dim=-1)
+    s = q @ g.T  # [N, M]
+    n = len(q)
+    right = owner[None, :] == torch.arange(n)[:, None]  # [N, M]
+    if diagonal:
+        right = torch.eye(n, len(g), dtype=torch.bool)
+    if which == "best":
+        score = s.masked_fill(~right, float("-inf")).amax(1)  # [N]
+    else:  # the first right answer in gallery order
+        score = s.gather(1, right.long().argmax(1, keepdim=True))[:, 0]
+    if which == "each":  # every right answer ranked on its own, the reciprocal ranks averaged
+        above = (s[:, None, :] > s[:, :, None]).sum(2) + 1  # [N, M, M] -> [N, M]: rank of item j for query i
+        rr = (1.0 / above.double() * right).sum(1) / right.sum(1)
+        return float(rr.mean())
+    other = s if which == "first" else s.masked_fill(right, float("-inf"))  # "first": the others above count
+    above = (other >= score[:, None]) if ties_against else (other > score[:, None])
+    rank = above.sum(1).double() + 1  # [N]
+    return float(1 / rank.mean()) if of_mean else float((1 / rank).mean())
 
 
-@register("10.recall_at_k", points=2, timeout=30,
-          hint="cosine similarities [N, N]; query i is a hit when gallery item i is among its k largest scores")
-def _recall_at_k(fn):
-    for n, d, seed in [(30, 6, 0), (64, 3, 1)]:
-        q, g = _pairs(n, d, seed)
-        for k in (1, 5, n):
-            got = float(fn(q, g, k))
-            want = _reference_recall(q, g, k)
-            assert abs(got - want) < 1e-6, f"N={n}, k={k}: got {got:.4f}, expected {want:.4f}."
-    q, g = _pairs(20, 4, 5)
-    assert abs(float(fn(q, 5 * g, 1)) - _reference_recall(q, g, 1)) < 1e-6, \
-        "use cosine similarity (normalise first): scaling the gallery changed your recall."
+_MRR_BUGS = {  # variant of _mrr -> what the learner should do about it
+    "diagonal": {"diagonal": True},
+    "ties": {"ties_against": True},
+    "unnormalised": {"normalise": False},
+    "first": {"which": "first"},
+    "each": {"which": "each"},
+    "of_mean": {"of_mean": True},
+}
+_MRR_ADVICE = {
+    "diagonal": "query i's right answers are every gallery item j with owner[j] == i, not gallery row i",
+    "ties": "an item scored exactly as high as the right answer must not push it down: count only the items "
+            "scored strictly higher (ties in the query's favour, as the chapter's ranks)",
+    "unnormalised": "use cosine similarity (L2-normalise first): scaling a gallery item changed your answer",
+    "first": "rank the query's best-scored right answer, and count only wrong items above it: another right "
+             "answer ranked higher is a hit, not a miss",
+    "each": "rank the query's best-scored right answer once; do not average over all its right answers",
+    "of_mean": "average the reciprocal ranks, mean(1 / rank), not 1 / mean(rank)",
+}
 
 
-class ToyModel:
-    """next_logits that depends on the step, the last token and the row of the batch (picklable: it travels to
-    the sandbox with the call)."""
-
-    def __init__(self, vocab: int, batch: int, seed: int):
-        g = torch.Generator().manual_seed(seed)
-        self.batch = batch
-        self.table = torch.randn(16, vocab, vocab, generator=g) * 2
-        self.row_bias = torch.randn(batch, vocab, generator=g)
-
-    def __call__(self, prefix: torch.Tensor) -> torch.Tensor:
-        if prefix.dim() != 2 or prefix.shape[0] != self.batch:
-            raise AssertionError(f"next_logits expects the prefixes of all {self.batch} rows as [B, T], "
-                                 f"got shape {list(prefix.shape)}")
-        return self.table[prefix.shape[1] - 1, prefix[:, -1]] + self.row_bias
+def _owners(n: int, m: int, seed: int) -> torch.Tensor:
+    """``[m]`` owners in ``0 .. n-1``, every query owning at least one item, in a shuffled order."""
+    g = torch.Generator().manual_seed(seed)
+    owner = torch.cat([torch.arange(n), torch.randint(n, (m - n,), generator=g)])
+    return owner[torch.randperm(m, generator=g)]
 
 
-@register("10.greedy_decode", points=2, timeout=30,
-          hint="start from a [B, 1] column of bos_id; at each step append argmax(next_logits(seq)); after a row "
-               "has produced eos_id, write 0 (padding); return the max_len generated tokens")
-def _greedy_decode(fn):
-    for vocab, batch, eos, max_len, seed in [(5, 4, 0, 6, 0), (7, 3, 3, 8, 1), (4, 6, 0, 1, 2)]:
-        f = ToyModel(vocab, batch, seed)
-        want = greedy_decode(f, batch, bos_id=1, eos_id=eos, max_len=max_len)
-        got = fn(f, batch, 1, eos, max_len)
-        assert torch.is_tensor(got) and tuple(got.shape) == (batch, max_len), \
-            f"return a [B, max_len] = [{batch}, {max_len}] tensor, got {getattr(got, 'shape', type(got))}."
-        if not torch.equal(got.long(), want):
-            row = int((got.long() != want).any(1).nonzero()[0])
-            raise AssertionError(f"row {row}: got {got[row].tolist()}, expected {want[row].tolist()} "
-                                 f"(eos_id={eos}; tokens after the end must be 0).")
+def _mrr_case(n: int, m: int, d: int, noise: float, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Queries ``[n, d]``, a gallery ``[m, d]`` of noisy copies of their owners, with exact ties: one gallery item
+    copied onto another query's item, and one item scaled by 4 (only cosine similarity ignores it)."""
+    g = torch.Generator().manual_seed(100 + seed)
+    owner = _owners(n, m, seed)
+    q = torch.randn(n, d, generator=g)
+    gallery = q[owner] + noise * torch.randn(m, d, generator=g)
+    for i in range(min(3, n - 1)):  # query i's right answer copied onto an item of query i + 1: an exact tie
+        j, k = int((owner == i).nonzero()[0]), int((owner == i + 1).nonzero()[0])
+        gallery[k] = gallery[j]
+    gallery[int((owner == n - 1).nonzero()[0])] *= 4.0
+    return q, gallery, owner
+
+
+@register("10.mean_reciprocal_rank", points=2, timeout=30,
+          hint="S = cosine similarities [N, M]; for query i take the best score among its right answers "
+               "(owner == i), count the gallery items scored strictly higher, add one: that is its rank; "
+               "return the mean of 1 / rank")
+def _mean_reciprocal_rank(fn):
+    for n, m, d, noise, seed in [(6, 15, 4, 1.0, 0), (10, 10, 3, 0.8, 1), (8, 30, 5, 1.5, 2), (4, 9, 2, 0.6, 11)]:
+        q, g, owner = _mrr_case(n, m, d, noise, seed)
+        got = fn(q.clone(), g.clone(), owner.clone())
+        what = f"for N={n} queries, M={m} gallery items, owner={owner.tolist()}"
+        if torch.is_tensor(got):
+            assert got.dim() == 0 and got.is_floating_point(), \
+                f"return a float or a 0-d float tensor, got a tensor of shape {list(got.shape)}, {got.dtype}"
+            got = float(got)
+        elif type(got) is not float:
+            raise AssertionError(f"return a float or a 0-d float tensor, got {type(got).__name__} {got!r}")
+        want = _mrr(q, g, owner)
+        if abs(got - want) < 1e-5:
+            continue
+        for bug, kw in _MRR_BUGS.items():
+            if abs(got - _mrr(q, g, owner, **kw)) < 1e-5:
+                raise AssertionError(f"{what}: {_MRR_ADVICE[bug]}")
+        raise AssertionError(f"{what}: got {got:.5f}, expected {want:.5f}")
+
+
+# --- 10.beam_search: the k most likely prefixes instead of the one most likely token ----------------------------
+
+class ToyLM:
+    """A next-token model for the tests: ``ToyLM(vocab, seed, eos)(prefix)`` gives ``[vocab]`` scores (logits)
+    that depend on the whole prefix (a list of ints, the start token first), drawn from a generator seeded by
+    the prefix, with the end token made likelier once a word is written. Picklable: it travels to the sandbox."""
+
+    def __init__(self, vocab: int, seed: int, eos: int):
+        self.vocab, self.seed, self.eos = vocab, seed, eos
+
+    def __call__(self, prefix) -> torch.Tensor:
+        tokens = torch.as_tensor(prefix).flatten().tolist()
+        h = self.seed
+        for t in tokens:
+            h = (h * 1_000_003 + int(t) + 1) % (2**61 - 1)
+        logits = 2.0 * torch.randn(self.vocab, generator=torch.Generator().manual_seed(h))
+        if len(tokens) > 1:
+            logits[self.eos] += 1.0
+        return logits
+
+
+class TableLM:
+    """A next-token model written as a lookup table: ``{prefix tuple: next-token probabilities}``, and
+    ``default`` for every other prefix; it returns the log-probabilities as its scores."""
+
+    def __init__(self, table: dict[tuple[int, ...], list[float]], default: list[float]):
+        self.table, self.default = table, default
+
+    def __call__(self, prefix) -> torch.Tensor:
+        key = tuple(torch.as_tensor(prefix).flatten().tolist())
+        return torch.tensor(self.table.get(key, self.default)).log()
+
+
+def garden_path() -> TableLM:
+    """The table where greedy decoding loses: "a" is likelier than "b" as the first word (0.5 vs 0.4), but after
+    "b" the caption almost surely ends (0.9), while after "a" nothing is likely. Tokens: 0 = end, 1 = "a",
+    2 = "b"; the start token is 3."""
+    return TableLM({(3,): [0.1, 0.5, 0.4], (3, 1): [0.3, 0.4, 0.3], (3, 2): [0.9, 0.05, 0.05]},
+                   default=[0.7, 0.15, 0.15])
+
+
+def _beam(next_logits, bos: int, eos: int, max_len: int, k: int, *, log_softmax: bool = True, stop: bool = True,
+          length_norm: bool = False) -> tuple[list[int], float]:
+    """Beam search as the task states it (the defaults) and the variants a learner's bug gives: a beam of
+    ``(tokens, log-probability, finished)``; finished hypotheses stay in it unchanged; stop when all are finished
+    or after ``max_len`` steps; return the best of the final beam."""
+    beam: list[tuple[list[int], float, bool]] = [([], 0.0, False)]
+    for _ in range(max_len):
+        if all(done for *_, done in beam):
+            break
+        candidates = []
+        for tokens, score, done in beam:
+            if done and stop:
+                candidates.append((tokens, score, True))
+                continue
+            s = torch.as_tensor(next_logits([bos, *tokens])).double()
+            logp = s.log_softmax(-1) if log_softmax else s
+            candidates += [(tokens + [v], score + lp, v == eos) for v, lp in enumerate(logp.tolist())]
+        beam = sorted(candidates, key=lambda c: -c[1])[:k]
+    best = max(beam, key=(lambda c: c[1] / len(c[0])) if length_norm else (lambda c: c[1]))
+    return best[0], best[1]
+
+
+def _tokens_and_logp(got, what: str) -> tuple[list[int], float]:
+    if type(got) not in (tuple, list) or len(got) != 2:
+        raise AssertionError(f"{what}: return a pair (tokens, log_prob), got {type(got).__name__} {got!r}"[:300])
+    tokens, logp = got
+    if torch.is_tensor(tokens) and tokens.dim() == 1 and not tokens.is_floating_point():
+        tokens = tokens.tolist()
+    if type(tokens) not in (list, tuple) or any(type(t) is not int for t in tokens):
+        raise AssertionError(f"{what}: tokens should be a list of Python ints, got {tokens!r}"[:300])
+    if torch.is_tensor(logp) and logp.dim() == 0 and logp.is_floating_point():
+        logp = float(logp)
+    if type(logp) is not float:
+        raise AssertionError(f"{what}: log_prob should be a float, got {type(logp).__name__} {logp!r}"[:300])
+    return list(tokens), logp
+
+
+_BEAM_CASES = [  # vocab, max_len, beam size, eos, seed
+    (6, 5, 3, 0, 1), (5, 3, 5, 3, 3), (4, 5, 2, 0, 5), (5, 6, 3, 0, 6), (5, 4, 2, 0, 0), (4, 6, 1, 0, 2),
+    (7, 5, 4, 0, 4)]
+
+
+@register("10.beam_search", points=2, timeout=30,
+          hint="keep a list of (tokens, log-probability, finished); at each step extend every unfinished one by "
+               "every token (adding log_softmax of its scores), keep the finished ones as they are, sort, keep "
+               "the beam_size best; at the end return the best one's tokens and total log-probability")
+def _beam_search(fn):
+    cases = [(garden_path(), 3, 0, 4, 2, "the garden-path table")]
+    cases += [(ToyLM(v, seed, eos), v, eos, max_len, k, f"ToyLM(vocab={v}, seed={seed})")
+              for v, max_len, k, eos, seed in _BEAM_CASES]
+    for lm, bos, eos, max_len, k, name in cases:
+        what = f"{name}, bos_id={bos}, eos_id={eos}, max_len={max_len}, beam_size={k}"
+        tokens, logp = _tokens_and_logp(fn(lm, bos, eos, max_len, k), what)
+        want, want_logp = _beam(lm, bos, eos, max_len, k)
+        if tokens == want:
+            if abs(logp - want_logp) < 1e-4:
+                continue
+            if logp > 0 and abs(math.log(logp) - want_logp) < 1e-4:
+                raise AssertionError(f"{what}: return the log-probability (a sum of log-probabilities), not the "
+                                     f"probability: {want_logp:.4f}, got {logp:.4f}")
+            raise AssertionError(f"{what}: right tokens {want}, but their log-probability is {want_logp:.4f} (the "
+                                 f"sum of log_softmax of the scores of every token, the end token included); got "
+                                 f"{logp:.4f}")
+        if tokens[:1] == [bos] and tokens[1:] == want:
+            raise AssertionError(f"{what}: return the generated tokens without the start token")
+        greedy = _beam(lm, bos, eos, max_len, 1)[0]
+        advice = [
+            (k > 1 and tokens == greedy, f"you returned the greedy sequence {greedy}; a beam of {k} keeps the {k} "
+                                         "most likely prefixes at every step, not only the best one"),
+            (tokens == _beam(lm, bos, eos, max_len, k, log_softmax=False)[0],
+             "the scores are logits: turn each step's scores into log-probabilities (log_softmax) before adding "
+             "them up, or prefixes are compared on different scales"),
+            (tokens == _beam(lm, bos, eos, max_len, k, stop=False)[0],
+             f"a hypothesis ends at the end token {eos}: keep it in the beam as it is, never extend it"),
+            (tokens == _beam(lm, bos, eos, max_len, k, length_norm=True)[0],
+             "return the hypothesis with the highest total log-probability; do not divide by its length"),
+        ]
+        for matched, message in advice:
+            if matched:
+                raise AssertionError(f"{what}: {message}")
+        raise AssertionError(f"{what}: got {tokens} (log-probability {logp:.4f}), expected {want} "
+                             f"({want_logp:.4f})")
 
 
 # --- 10.fix_chunked_nce: an InfoNCE computed a chunk of rows at a time ---------------------------------------

@@ -1,5 +1,7 @@
-"""Wrong answers for chapter 10's checks (multi-positive InfoNCE, recall@K, greedy decoding, the chunked InfoNCE
-to fix, the temperature to pick)."""
+"""Wrong answers for chapter 10's checks (multi-positive InfoNCE, the mean reciprocal rank with several right
+answers, beam search, the chunked InfoNCE to fix, the temperature to pick)."""
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -59,47 +61,119 @@ def mp_no_temperature(a, b, labels, temperature):
             + (-(s.log_softmax(0) * pos).sum(0) / pos.sum(0)).mean()) / 2
 
 
-def recall_dot_product(queries, gallery, k):
-    top = (queries @ gallery.T).topk(k, dim=1).indices
-    return (top == torch.arange(len(queries))[:, None]).any(1).float().mean()
+def owner_mask(n, owner):
+    return owner[None, :] == torch.arange(n)[:, None]  # [N, M]
 
 
-def recall_top_k_minus_one(queries, gallery, k):
+def _best_rank(s, right, strict=True):
+    best = s.masked_fill(~right, float("-inf")).amax(1, keepdim=True)  # [N, 1]
+    wrong = s.masked_fill(right, float("-inf"))
+    above = wrong > best if strict else wrong >= best
+    return above.sum(1) + 1  # [N]
+
+
+def mrr_diagonal(queries, gallery, owner):  # the chapter's setting: gallery row i is query i's partner
     s = F.normalize(queries, dim=-1) @ F.normalize(gallery, dim=-1).T
-    top = s.topk(max(k - 1, 1), dim=1).indices
-    return (top == torch.arange(len(queries))[:, None]).any(1).float().mean()
+    rank = (s > s[torch.arange(len(s)), torch.arange(len(s))][:, None]).sum(1) + 1
+    return (1 / rank.float()).mean()
 
 
-def recall_columns(queries, gallery, k):
+def mrr_ties_against(queries, gallery, owner):
     s = F.normalize(queries, dim=-1) @ F.normalize(gallery, dim=-1).T
-    top = s.topk(k, dim=0).indices
-    return (top == torch.arange(len(queries))[None, :]).any(0).float().mean()
+    return (1 / _best_rank(s, owner_mask(len(s), owner), strict=False).float()).mean()
 
 
-def decode_no_padding(next_logits, batch_size, bos_id, eos_id, max_len):
-    seq = torch.full((batch_size, 1), bos_id, dtype=torch.long)
+def mrr_sorted(queries, gallery, owner):  # the position in a sorted list: ties broken by the sort
+    s = F.normalize(queries, dim=-1) @ F.normalize(gallery, dim=-1).T
+    order = s.argsort(1, descending=True, stable=True)  # [N, M]
+    hit = owner[order] == torch.arange(len(s))[:, None]
+    return (1 / (hit.float().argmax(1) + 1).float()).mean()
+
+
+def mrr_dot_product(queries, gallery, owner):
+    s = queries @ gallery.T
+    return (1 / _best_rank(s, owner_mask(len(s), owner)).float()).mean()
+
+
+def mrr_first_answer(queries, gallery, owner):  # the first right answer in gallery order, all items above count
+    s = F.normalize(queries, dim=-1) @ F.normalize(gallery, dim=-1).T
+    first = (owner[None, :] == torch.arange(len(s))[:, None]).float().argmax(1)  # [N]
+    rank = (s > s[torch.arange(len(s)), first][:, None]).sum(1) + 1
+    return (1 / rank.float()).mean()
+
+
+def mrr_every_answer(queries, gallery, owner):  # every right answer ranked, their reciprocal ranks averaged
+    s = F.normalize(queries, dim=-1) @ F.normalize(gallery, dim=-1).T
+    per_query = []
+    for i in range(len(s)):
+        mine = (owner == i).nonzero()[:, 0].tolist()
+        per_query.append(sum(1 / (int((s[i] > s[i, j]).sum()) + 1) for j in mine) / len(mine))
+    return sum(per_query) / len(per_query)
+
+
+def mrr_reciprocal_of_mean(queries, gallery, owner):
+    s = F.normalize(queries, dim=-1) @ F.normalize(gallery, dim=-1).T
+    return 1 / _best_rank(s, owner_mask(len(s), owner)).float().mean()
+
+
+def mrr_as_int_count(queries, gallery, owner):  # the number of queries ranked first, not a mean
+    s = F.normalize(queries, dim=-1) @ F.normalize(gallery, dim=-1).T
+    return int((_best_rank(s, owner_mask(len(s), owner)) == 1).sum())
+
+
+def _beam(next_logits, bos_id, eos_id, max_len, beam_size, log_softmax=True, stop=True, length_norm=False):
+    beam = [([], 0.0, False)]
     for _ in range(max_len):
-        seq = torch.cat([seq, next_logits(seq).argmax(-1)[:, None]], dim=1)
-    return seq[:, 1:]
+        if all(done for _, _, done in beam):
+            break
+        candidates = []
+        for tokens, score, done in beam:
+            if done and stop:
+                candidates.append((tokens, score, done))
+                continue
+            s = next_logits([bos_id, *tokens])
+            logp = s.log_softmax(-1) if log_softmax else s
+            for v in range(len(logp)):
+                candidates.append((tokens + [v], score + float(logp[v]), v == eos_id))
+        beam = sorted(candidates, key=lambda c: c[1], reverse=True)[:beam_size]
+    if length_norm:
+        return max(((t, s) for t, s, _ in beam), key=lambda c: c[1] / len(c[0]))
+    tokens, score, _ = beam[0]
+    return tokens, score
 
 
-def decode_keeps_bos(next_logits, batch_size, bos_id, eos_id, max_len):
-    seq = torch.full((batch_size, 1), bos_id, dtype=torch.long)
-    done = torch.zeros(batch_size, dtype=torch.bool)
-    for _ in range(max_len - 1):
-        nxt = torch.where(done, torch.zeros(batch_size, dtype=torch.long), next_logits(seq).argmax(-1))
-        done = done | (nxt == eos_id)
-        seq = torch.cat([seq, nxt[:, None]], dim=1)
-    return seq
+def beam_greedy(next_logits, bos_id, eos_id, max_len, beam_size):  # the beam size ignored
+    return _beam(next_logits, bos_id, eos_id, max_len, 1)
 
 
-def decode_pads_the_eos_too(next_logits, batch_size, bos_id, eos_id, max_len):
-    seq = torch.full((batch_size, 1), bos_id, dtype=torch.long)
-    for _ in range(max_len):
-        nxt = next_logits(seq).argmax(-1)
-        nxt = torch.where((seq == eos_id).any(1) | (nxt == eos_id), torch.zeros_like(nxt), nxt)
-        seq = torch.cat([seq, nxt[:, None]], dim=1)
-    return seq[:, 1:]
+def beam_raw_logits(next_logits, bos_id, eos_id, max_len, beam_size):
+    return _beam(next_logits, bos_id, eos_id, max_len, beam_size, log_softmax=False)
+
+
+def beam_extends_finished(next_logits, bos_id, eos_id, max_len, beam_size):
+    return _beam(next_logits, bos_id, eos_id, max_len, beam_size, stop=False)
+
+
+def beam_length_normalised(next_logits, bos_id, eos_id, max_len, beam_size):
+    return _beam(next_logits, bos_id, eos_id, max_len, beam_size, length_norm=True)
+
+
+def beam_returns_probability(next_logits, bos_id, eos_id, max_len, beam_size):
+    tokens, score = _beam(next_logits, bos_id, eos_id, max_len, beam_size)
+    return tokens, math.exp(score)
+
+
+def beam_keeps_start_token(next_logits, bos_id, eos_id, max_len, beam_size):
+    tokens, score = _beam(next_logits, bos_id, eos_id, max_len, beam_size)
+    return [bos_id, *tokens], score
+
+
+def beam_drops_end_token_logp(next_logits, bos_id, eos_id, max_len, beam_size):  # the end token's cost left out
+    tokens, score = _beam(next_logits, bos_id, eos_id, max_len, beam_size)
+    if tokens and tokens[-1] == eos_id:
+        prefix = [bos_id, *tokens[:-1]]
+        score -= float(next_logits(prefix).log_softmax(-1)[eos_id])
+    return tokens, score
 
 
 def _chunked(a, b, temperature, chunk, restart_targets, mean_of_means, both_sides=True):
@@ -178,10 +252,23 @@ MUTANTS = {
         "one mean over all positive pairs": Mutant(mp_pooled_mean, "each row's positives"),
         "not normalised": Mutant(mp_unnormalised, "normalise"),
         "no temperature": Mutant(mp_no_temperature, "temperature")},
-    "10.recall_at_k": {"dot product": recall_dot_product, "top k-1": recall_top_k_minus_one,
-                       "ranks queries per gallery item": recall_columns},
-    "10.greedy_decode": {"no padding after the end": Mutant(decode_no_padding, "must be 0"),
-                         "keeps the start token": decode_keeps_bos, "pads the end token too": decode_pads_the_eos_too},
+    "10.mean_reciprocal_rank": {
+        "gallery row i taken as query i's answer": Mutant(mrr_diagonal, "owner[j] == i"),
+        "ties counted against the query": Mutant(mrr_ties_against, "strictly higher"),
+        "the position in a sorted list": Mutant(mrr_sorted, "strictly higher"),
+        "dot product": Mutant(mrr_dot_product, "cosine"),
+        "the first right answer, other right answers above it count": Mutant(mrr_first_answer, "best-scored"),
+        "every right answer ranked and averaged": Mutant(mrr_every_answer, "once"),
+        "1 / mean(rank)": Mutant(mrr_reciprocal_of_mean, "mean(1 / rank)"),
+        "a count, not a mean": Mutant(mrr_as_int_count, "float")},
+    "10.beam_search": {
+        "greedy (beam size ignored)": Mutant(beam_greedy, "greedy"),
+        "raw logits added up": Mutant(beam_raw_logits, "log_softmax"),
+        "finished hypotheses extended": Mutant(beam_extends_finished, "never extend it"),
+        "length-normalised choice": Mutant(beam_length_normalised, "length"),
+        "the probability, not its log": Mutant(beam_returns_probability, "not the probability"),
+        "the start token kept": Mutant(beam_keeps_start_token, "without the start token"),
+        "the end token's log-probability left out": Mutant(beam_drops_end_token_logp, "end token included")},
     "10.fix_chunked_nce": {
         "the given code": Mutant(chunked_as_given, "restart at 0"),
         "targets still restart in every chunk": Mutant(chunked_targets_still_restart, "restart at 0"),
