@@ -1,5 +1,6 @@
-"""Hidden tests of chapter 5's exercises (residual networks): a basic block, its shortcut, counting parameters,
-and fixing the source post's "residual" block, which has no skip connection (find the bug).
+"""Hidden tests of chapter 5's exercises (residual networks): a block's shortcut, ResNet-50's bottleneck block
+(checked against torchvision's), counting parameters, fixing the source post's "residual" block, which has no
+skip connection (find the bug), and deleting one block of a trained network (experiment).
 
 The learner's notebook is ``solutions/05_residual_networks.ipynb`` (``exercises/`` holds the blank copy).
 """
@@ -10,40 +11,9 @@ import torch
 from torch import nn
 
 from mmcourse.grading.registry import register
-from mmcourse.layers.residual import BasicBlock
+from mmcourse.layers.residual import BasicBlock, Bottleneck, projection_shortcut
 
-
-def _random_block(in_ch: int, out_ch: int, stride: int, seed: int) -> BasicBlock:
-    """A block in eval mode with non-trivial batch-norm statistics, so a missing BN shows."""
-    g = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
-    b = BasicBlock(in_ch, out_ch, stride)
-    for m in b.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.3)
-            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-            m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-            m.bias.data.copy_(torch.randn(m.num_features, generator=g) * 0.2)
-    return b.eval()
-
-
-@register("05.basic_block", points=2, timeout=30,
-          hint="out = bn2(conv2(relu(bn1(conv1(x))))); return relu(out + shortcut(x))")
-def _basic_block(fn):
-    for in_ch, out_ch, stride in ((4, 4, 1), (4, 8, 2)):
-        b = _random_block(in_ch, out_ch, stride, seed=in_ch + out_ch)
-        x = torch.randn(2, in_ch, 8, 8, generator=torch.Generator().manual_seed(1))
-        with torch.no_grad():
-            got = fn(x, b.conv1, b.bn1, b.conv2, b.bn2, b.shortcut)
-            want = b(x)
-        assert isinstance(got, torch.Tensor), f"return a tensor, got {type(got).__name__}"
-        assert got.shape == want.shape, f"output shape {tuple(got.shape)}, expected {tuple(want.shape)}"
-        if torch.allclose(got, torch.relu(b.residual(x)), atol=1e-5):
-            raise AssertionError("the output ignores the shortcut: add shortcut(x) before the last ReLU")
-        where = f"in={in_ch}, out={out_ch}, stride={stride}"
-        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4,
-                                   msg=lambda m, where=where: f"block output differs ({where}): {m}")
-
+# --- 05.projection_shortcut: the shortcut S, identity or projection ------------------------------------------
 
 SHORTCUT_CASES = ((8, 8, 1), (8, 16, 2), (8, 16, 1), (8, 8, 2))
 
@@ -87,6 +57,158 @@ def _projection_shortcut(fn):
         assert s["convs"][0]["stride"] == [stride, stride], f"{call}: the 1×1 conv needs stride {stride}"
         assert not s["convs"][0]["bias"], f"{call}: the conv needs no bias: the batch norm after it has one"
         assert s["bn"], f"{call}: follow the 1×1 conv with a BatchNorm2d"
+
+
+# --- 05.bottleneck_block: ResNet-50's block, 1×1 → 3×3 → 1×1 with expansion 4 --------------------------------
+
+# (in_ch, mid_ch, stride, seed): an identity block (16 = 4 × 4 channels in and out), a projection for the
+# channels only (8 → 16), one for the stride and the channels (16 → 32, stride 2) and one for the stride only.
+BOTTLENECK_CASES = ((16, 4, 1, 0), (8, 4, 1, 1), (16, 8, 2, 2), (16, 4, 2, 3))
+EXPANSION = 4
+
+
+def _bottleneck_input(in_ch: int, seed: int) -> torch.Tensor:
+    return torch.randn(2, in_ch, 7, 10, generator=torch.Generator().manual_seed(200 + seed))  # H != W, H odd
+
+
+def _randomise_bn(module: nn.Module, seed: int) -> None:
+    """Non-trivial running statistics, scale and shift in every batch norm, so a missing or misplaced one shows."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in module.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.3)
+                m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+                m.weight.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+                m.bias.copy_(torch.randn(m.num_features, generator=g) * 0.2)
+
+
+def probe_bottleneck(cls, cases) -> list[dict]:
+    """Build each block, randomise its batch norms, run it in eval mode; report its weights, its convs' strides
+    and any library class it is built on."""
+    seen = []
+    for in_ch, mid_ch, stride, seed in cases:
+        what = f"BottleneckBlock({in_ch}, {mid_ch}, stride={stride})"
+        torch.manual_seed(seed)
+        try:
+            block = cls(in_ch, mid_ch, stride)
+        except NotImplementedError:  # a blank exercise: "not implemented", not a failure
+            raise
+        except Exception as e:  # noqa: BLE001 - reported to the check
+            seen.append({"error": f"{what} raised {type(e).__name__}: {e}"})
+            continue
+        if not isinstance(block, nn.Module):
+            seen.append({"error": f"{what} is a {type(block).__name__}, not an nn.Module"})
+            continue
+        borrowed = [f"{c.__module__}.{c.__qualname__}" for c in type(block).__mro__
+                    if c.__module__.split(".")[0] in ("mmcourse", "torchvision")]
+        if borrowed:
+            seen.append({"borrowed": borrowed[0]})
+            continue
+        _randomise_bn(block, seed)
+        block.eval()
+        state = {k: v.detach().clone() for k, v in block.state_dict().items()}
+        strides = {name: list(m.stride) for name, m in block.named_modules() if isinstance(m, nn.Conv2d)}
+        x = _bottleneck_input(in_ch, seed)
+        try:
+            with torch.no_grad():
+                out = block(x)
+        except NotImplementedError:
+            raise
+        except Exception as e:  # noqa: BLE001 - reported to the check
+            seen.append({"error": f"{what} on x [2, {in_ch}, 7, 10] raised {type(e).__name__}: {e}"})
+            continue
+        seen.append({"out": out, "state": state, "strides": strides})
+    return seen
+
+
+def _reference_bottleneck(in_ch: int, mid_ch: int, stride: int) -> tuple[nn.Module, str]:
+    """torchvision's Bottleneck (ResNet v1.5: the stride on the 3×3 conv) and the name of its shortcut; where
+    torchvision is not installed, mmcourse's block, which is the same block."""
+    try:
+        from torchvision.models.resnet import Bottleneck as TorchvisionBottleneck
+    except ImportError:  # torchvision comes with the [pretrained] extra
+        return Bottleneck(in_ch, mid_ch, stride), "shortcut"
+    proj = projection_shortcut(in_ch, mid_ch * EXPANSION, stride)
+    down = None if isinstance(proj, nn.Identity) else proj
+    return TorchvisionBottleneck(in_ch, mid_ch, stride, downsample=down), "downsample"
+
+
+def _state_problem(what: str, state: dict, want: dict, in_ch: int, mid_ch: int, stride: int) -> str:
+    """Why the learner's weights do not fit the reference block, in words."""
+    out_ch = mid_ch * EXPANSION
+    got = {k: list(v.shape) for k, v in state.items() if not k.endswith("num_batches_tracked")}
+    ref = {k: list(v.shape) for k, v in want.items() if not k.endswith("num_batches_tracked")}
+    conv3 = got.get("conv3.weight")
+    if conv3 is not None and conv3[0] != out_ch:
+        return (f"{what}: conv3 outputs {conv3[0]} channels; the last 1×1 conv expands to mid_ch × expansion = "
+                f"{mid_ch} × {EXPANSION} = {out_ch} channels (the block's output)")
+    if any(k in ("conv1.bias", "conv2.bias", "conv3.bias", "shortcut.0.bias") for k in got):
+        return f"{what}: a convolution has a bias; each is followed by a batch norm, so use bias=False"
+    projects = any(k.startswith("shortcut.") for k in ref)
+    if projects and not any(k.startswith("shortcut.") for k in got):
+        return (f"{what}: [2, {in_ch}, H, W] becomes [2, {out_ch}, H/{stride}, W/{stride}], so x no longer fits: "
+                f"the shortcut must project it (a 1×1 conv with stride {stride}, no bias, then a BatchNorm2d)")
+    if not projects and any(k.startswith("shortcut.") for k in got):
+        return (f"{what} keeps the shape ({in_ch} = {mid_ch} × {EXPANSION} channels, stride 1): the shortcut is "
+                "the identity, with no parameters")
+    missing = sorted(set(ref) - set(got))
+    extra = sorted(set(got) - set(ref))
+    shapes = {k: (got[k], ref[k]) for k in set(got) & set(ref) if got[k] != ref[k]}
+    return (f"{what}: its weights do not fit the bottleneck block (conv1 1×1 {in_ch}→{mid_ch}, conv2 3×3 "
+            f"{mid_ch}→{mid_ch}, conv3 1×1 {mid_ch}→{out_ch}, bn1, bn2, bn3, and shortcut): missing {missing}, "
+            f"unexpected {extra}, wrong shapes {shapes} (got, expected)")
+
+
+@register("05.bottleneck_block", points=2, timeout=60, kind="build",
+          hint="conv1 1×1 in_ch→mid_ch, conv2 3×3 mid_ch→mid_ch with the stride and padding 1, conv3 1×1 "
+               "mid_ch→4·mid_ch, each without bias and followed by its BN; ReLU after bn1 and bn2, and after "
+               "adding the shortcut (your make_shortcut(in_ch, 4 * mid_ch, stride))")
+def _bottleneck_block(fn):
+    seen = fn.probe(probe_bottleneck, BOTTLENECK_CASES)
+    assert isinstance(seen, list) and len(seen) == len(BOTTLENECK_CASES), "the hidden test could not build your blocks"
+    for (in_ch, mid_ch, stride, seed), s in zip(BOTTLENECK_CASES, seen):
+        what = f"BottleneckBlock({in_ch}, {mid_ch}, stride={stride})"
+        if "error" in s:
+            raise AssertionError(f"{s['error']}. When the stride or the channel count changes (the block outputs "
+                                 "mid_ch × 4 channels), x no longer fits F(x): project it with a 1×1 conv (that "
+                                 "stride, no bias) and a BatchNorm2d")
+        if "borrowed" in s:
+            raise AssertionError(f"{what} is built on {s['borrowed']}: write the block yourself, from nn.Conv2d "
+                                 "and nn.BatchNorm2d layers")
+        ref, sc_name = _reference_bottleneck(in_ch, mid_ch, stride)
+        want_state = {k.replace(f"{sc_name}.", "shortcut."): v for k, v in ref.state_dict().items()}
+        state = {k.replace("shortcut.", f"{sc_name}."): v for k, v in s["state"].items()}
+        try:
+            ref.load_state_dict(state)
+        except RuntimeError:
+            raise AssertionError(_state_problem(what, s["state"], want_state, in_ch, mid_ch, stride)) from None
+        ref.eval()
+        x = _bottleneck_input(in_ch, seed)
+        with torch.no_grad():
+            want = ref(x)
+            h = torch.relu(ref.bn2(ref.conv2(torch.relu(ref.bn1(ref.conv1(x))))))
+            branch, shortcut = ref.bn3(ref.conv3(h)), getattr(ref, sc_name)
+            skip = x if shortcut is None else shortcut(x)
+        out = s["out"]
+        assert isinstance(out, torch.Tensor), f"{what}: forward should return a tensor, got {type(out).__name__}"
+        assert tuple(out.shape) == tuple(want.shape), \
+            f"{what} maps [2, {in_ch}, 7, 10] to {tuple(out.shape)}, expected {tuple(want.shape)}"
+        if torch.allclose(out, want, atol=1e-5, rtol=1e-4):
+            continue
+        if s["strides"].get("conv1") != [1, 1] or s["strides"].get("conv2") != [stride, stride]:
+            raise AssertionError(f"{what}: the stride goes on the 3×3 conv (conv2), as in torchvision's Bottleneck; "
+                                 f"your convs have the strides {s['strides']}. A 1×1 conv with stride 2 reads one "
+                                 "position in four and drops the rest")
+        if torch.allclose(out, torch.relu(branch) + skip, atol=1e-5):
+            raise AssertionError(f"{what}: the ReLU is applied before the addition; add the shortcut to "
+                                 "bn3(conv3(...)) first, then apply the ReLU: relu(F(x) + S(x))")
+        if torch.allclose(out, branch + skip, atol=1e-5):
+            raise AssertionError(f"{what}: no ReLU after the addition: return relu(F(x) + S(x))")
+        torch.testing.assert_close(
+            out, want, atol=1e-5, rtol=1e-4,
+            msg=lambda m, what=what: f"{what}: the output is not relu(bn3(conv3(h)) + S(x)) with "
+                                     f"h = relu(bn2(conv2(relu(bn1(conv1(x)))))): {m}")
 
 
 @register("05.count_params", points=1, hint="sum p.numel() over model.parameters() whose requires_grad is True",
@@ -164,7 +286,7 @@ def probe_fixed_block(cls, cases) -> list[dict]:
     return seen
 
 
-@register("05.fix_residual_block", points=2, timeout=60,
+@register("05.fix_residual_block", points=2, timeout=60, kind="find-the-bug",
           hint="keep conv1, bn1, conv2, bn2; add self.shortcut = make_shortcut(in_ch, out_ch, stride) and "
                "return relu(bn2(conv2(relu(bn1(conv1(x))))) + self.shortcut(x))")
 def _fix_residual_block(fn):
@@ -204,3 +326,34 @@ def _fix_residual_block(fn):
                                  "apply the ReLU: relu(F(x) + S(x))")
         torch.testing.assert_close(out, want, atol=1e-5, rtol=1e-4,
                                    msg=lambda m, what=what: f"{what}: the output is not relu(F(x) + S(x)): {m}")
+
+
+# --- 05.lesion: delete one block of a trained network (experiment and interpret) ------------------------------
+
+LESION_KEYS = ("plain, first block", "plain, last block", "residual, first block", "residual, last block")
+LESION_OPTIONS = ("keeps", "loses")
+# What the run of the exercise shows (every seed tried): a plain network falls towards chance whichever block is
+# deleted; a residual network loses much of its accuracy without its first block and keeps it (within 10
+# points) without its last — the later blocks make small corrections on the identity path (Veit et al., 2016).
+LESION_ANSWER = {"plain, first block": "loses", "plain, last block": "loses",
+                 "residual, first block": "loses", "residual, last block": "keeps"}
+
+
+@register("05.lesion", points=2, timeout=10, kind="experiment",
+          hint="run the deletion cell and read its table: 'keeps' when the accuracy stays within 10 points of the "
+               "intact network's, else 'loses'; then ask what a deleted block leaves on the path from input to "
+               "output in each network")
+def _lesion(fn):
+    got = fn()
+    if not isinstance(got, dict):
+        raise AssertionError(f"lesion_answers() should return a dict {{case: 'keeps' or 'loses'}}, got "
+                             f"{type(got).__name__}")
+    missing, extra = [k for k in LESION_KEYS if k not in got], [k for k in got if k not in LESION_KEYS]
+    assert not missing and not extra, (f"answer the four cases {list(LESION_KEYS)}, one entry each; missing "
+                                       f"{missing}, unexpected {extra}")
+    bad = {k: v for k, v in got.items() if v not in LESION_OPTIONS}
+    assert not bad, f"each answer is one of {list(LESION_OPTIONS)}; got {bad}"
+    right = sum(got[k] == v for k, v in LESION_ANSWER.items())
+    assert right == len(LESION_ANSWER), (
+        f"{right} of {len(LESION_ANSWER)} answers agree with the experiment; read the table again ('keeps' = "
+        "within 10 points of the intact network) — a plain network and a residual network do not react alike")
