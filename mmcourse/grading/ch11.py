@@ -1,8 +1,9 @@
-"""Hidden tests of chapter 11's exercises (multi-task learning): a two-head model, uncertainty weighting and
-dynamic-weight-average weights.
+"""Hidden tests of chapter 11's exercises (multi-task learning): a two-head model, PCGrad's projection of
+conflicting gradients, weights from the tasks' gradient norms, the masked multi-task loss (find the bug)
+and the loss-scale experiment.
 
 The learner's notebook is ``solutions/11_multitask.ipynb`` (``exercises/`` holds the blank copy). Answers are
-compared with ``mmcourse.multitask`` on small tensors built here.
+compared with references computed here on small tensors and models built here.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmcourse.grading.registry import register
-from mmcourse.multitask import DynamicWeightAverage
 
 
 def probe_two_heads(cls) -> dict:
@@ -61,42 +61,270 @@ def _two_heads(cls):
     assert seen["color_head_grad"] == 0, "the size loss must not change the colour head"
 
 
-def probe_uncertainty(fn, losses: torch.Tensor, log_vars: torch.Tensor) -> dict:
-    """Call the answer on leaf tensors, backpropagate its total, and report the value and both gradients."""
-    losses, log_vars = losses.clone().requires_grad_(True), log_vars.clone().requires_grad_(True)
-    total = fn(losses, log_vars)
-    if not isinstance(total, torch.Tensor) or total.dim() != 0:
-        return {"scalar": False, "type": type(total).__name__}
-    if total.requires_grad:
-        total.backward()
-    return {"scalar": True, "value": float(total.detach()), "grad_losses": losses.grad, "grad_log_vars": log_vars.grad}
+# --- 11.pcgrad: project conflicting task gradients (PCGrad, Yu et al. 2020) ---------------------------------
 
 
-@register("11.uncertainty_weighting", points=2, timeout=30,
-          hint="total = sum(exp(-s) * L + s / 2) over tasks; keep it differentiable in both L and s")
-def _uncertainty(fn):
-    losses = torch.tensor([2.0, 0.5, 1.2], dtype=torch.double)
-    s = torch.tensor([0.3, -0.7, 0.0], dtype=torch.double)
-    seen = fn.probe(probe_uncertainty, losses, s)
-    assert seen["scalar"], f"return one scalar tensor (the total loss), got {seen.get('type')}"
-    want = float((torch.exp(-s) * losses + 0.5 * s).sum())
-    assert abs(seen["value"] - want) < 1e-9, f"total {seen['value']:.6f}, expected {want:.6f}"
-    grad_l, grad_s = seen["grad_losses"], seen["grad_log_vars"]
-    assert grad_l is not None and torch.allclose(grad_l, torch.exp(-s)), \
-        ("no gradient, or the wrong one, reaches the task losses: d total / d L_t must be exp(-s_t) — do not "
-         "detach the losses, or the model being trained gets no gradient")
-    assert grad_s is not None and torch.allclose(grad_s, -torch.exp(-s) * losses + 0.5), \
-        "the gradient with respect to s is wrong: was s detached, or the regulariser not s / 2?"
+def reference_pcgrad(g1: torch.Tensor, g2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each gradient minus its component along the other's original gradient, only when they conflict."""
+    d = g1 @ g2
+    if d >= 0:
+        return g1, g2
+    return g1 - d / (g2 @ g2) * g2, g2 - d / (g1 @ g1) * g1
 
 
-@register("11.dwa_weights", points=2, timeout=30,
-          hint="r = prev / prev2; w = T * softmax(r / temperature), T = number of tasks")
-def _dwa(fn):
-    for prev, prev2, temp in (([0.5, 1.0], [1.0, 1.0], 2.0), ([0.9, 0.3, 1.2], [1.0, 0.6, 1.1], 0.5)):
-        got = fn(torch.tensor(prev), torch.tensor(prev2), temp)
-        want = DynamicWeightAverage.weights_from(prev, prev2, temp)
-        assert isinstance(got, torch.Tensor) and got.shape == (len(prev),), \
-            f"return a tensor of {len(prev)} weights, got {type(got).__name__}"
-        assert torch.allclose(got.double(), torch.tensor(want, dtype=torch.double), atol=1e-5), \
-            f"weights {got.tolist()} for losses {prev} after {prev2} (T={temp}); expected {want}"
-        assert math.isclose(got.sum().item(), len(prev), rel_tol=1e-5), "the weights must sum to the number of tasks"
+def _pcgrad_cases() -> list[tuple[str, torch.Tensor, torch.Tensor]]:
+    """(what, g1, g2): norms differ (a norm that is not squared shows), one pair agrees, one conflicts."""
+    g = torch.Generator().manual_seed(11)
+    a = torch.randn(40, generator=g, dtype=torch.double)
+    b = -0.4 * a + torch.randn(40, generator=g, dtype=torch.double)  # conflicts with a
+    c = 0.5 * a + torch.randn(40, generator=g, dtype=torch.double)  # agrees with a
+    return [("conflicting gradients", torch.tensor([2.0, -1.0, 0.5, 1.0], dtype=torch.double),
+             torch.tensor([-1.0, 0.5, 3.0, -0.2], dtype=torch.double)),
+            ("agreeing gradients", torch.tensor([1.0, 2.0, 0.0, -1.0], dtype=torch.double),
+             torch.tensor([0.5, 1.0, 1.0, 0.0], dtype=torch.double)),
+            ("conflicting gradients of 40 parameters", 3 * a, b),
+            ("agreeing gradients of 40 parameters", a, 2 * c)]
+
+
+@register("11.pcgrad", points=2, timeout=30,
+          hint="d = g1 @ g2; only if d < 0: g1 - d / (g2 @ g2) * g2 and g2 - d / (g1 @ g1) * g1, both from the "
+               "original gradients; else return them unchanged")
+def _pcgrad(fn):
+    for what, g1, g2 in _pcgrad_cases():
+        d = float(g1 @ g2)
+        got = fn(g1, g2)
+        assert isinstance(got, (tuple, list)) and len(got) == 2, \
+            f"return a tuple (g1, g2) of the two projected gradients, got {type(got).__name__}"
+        p1, p2 = got
+        for name, p in (("g1", p1), ("g2", p2)):
+            assert isinstance(p, torch.Tensor) and p.shape == g1.shape, \
+                f"{what}: the new {name} must be a tensor of shape {list(g1.shape)}, got {type(p).__name__}"
+        p1, p2 = p1.double(), p2.double()
+        if d >= 0:
+            assert torch.allclose(p1, g1) and torch.allclose(p2, g2), (
+                f"{what} (g1·g2 = {d:+.2f} > 0): they do not conflict, so return both unchanged; PCGrad "
+                "projects only when the dot product is negative")
+            continue
+        assert not (torch.allclose(p1, g1) and torch.allclose(p2, g2)), (
+            f"{what} (g1·g2 = {d:+.2f} < 0): both came back unchanged; when the dot product is negative, "
+            "remove from each gradient its component along the other")
+        for name, p, other, o in (("g1", p1, "g2", g2), ("g2", p2, "g1", g1)):
+            along = float(p @ o) / float(o.norm())
+            if abs(along) < 1e-6:
+                continue
+            if torch.allclose(p, g2 if name == "g2" else g1):
+                raise AssertionError(f"{what}: the new {name} came back unchanged; when the gradients conflict, "
+                                     f"project both: {name} loses its component along {other} too")
+            raise AssertionError(
+                f"{what}: the new {name} still has a component {along:+.4f} along {other}; after the projection "
+                f"it must be orthogonal to {other}: subtract ({name}·{other}) / ||{other}||² · {other} (divide by "
+                f"the squared norm: {other} appears twice in its own component)")
+        want1, want2 = reference_pcgrad(g1, g2)
+        assert torch.allclose(p1, want1) and torch.allclose(p2, want2), (
+            f"{what}: expected g1 - (g1·g2)/||g2||² g2 and g2 - (g2·g1)/||g1||² g1, off by "
+            f"{float(max((p1 - want1).abs().max(), (p2 - want2).abs().max())):.4g}: remove only the component "
+            "along the other gradient, and keep everything else of each gradient")
+
+
+# --- 11.gradnorm_weights: weights that equalise the tasks' gradient norms at the shared trunk --------------
+
+
+def _gradnorm_setup(seed: int, scales: tuple[float, ...]) -> tuple[nn.Module, list[torch.Tensor]]:
+    """A trunk and one head per task; task t's loss is scales[t] times a cross-entropy (its units)."""
+    g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    trunk = nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 6), nn.Tanh())
+    heads = [nn.Linear(6, 3 + t) for t in range(len(scales))]
+    h = trunk(torch.randn(12, 5, generator=g))  # [B, 6]
+    losses = [s * F.cross_entropy(head(h), torch.randint(0, 3 + t, (12,), generator=g))
+              for t, (s, head) in enumerate(zip(scales, heads))]
+    return trunk, losses
+
+
+def reference_gradnorm(seed: int, scales: tuple[float, ...]) -> torch.Tensor:
+    """T (1 / n_t) / sum_s (1 / n_s), n_t the norm of dL_t / d(trunk) over all the trunk's parameters."""
+    trunk, losses = _gradnorm_setup(seed, scales)
+    shared = list(trunk.parameters())
+    norms = torch.stack([torch.cat([gr.flatten() for gr in torch.autograd.grad(loss, shared, retain_graph=True)])
+                         .norm() for loss in losses])  # [T]
+    return (len(losses) / norms / (1 / norms).sum()).double()
+
+
+GRADNORM_CASES = ((0, (1.0, 30.0)), (1, (1.0, 0.1, 5.0)))
+
+
+def probe_gradnorm(fn, seed: int, scales: tuple[float, ...]) -> dict:
+    """Call the answer on the setup's losses and trunk parameters, then try the training step's backward()."""
+    trunk, losses = _gradnorm_setup(seed, scales)
+    w = fn(losses, list(trunk.parameters()))
+    if not isinstance(w, torch.Tensor):
+        return {"type": type(w).__name__}
+    seen = {"type": "tensor", "weights": w.detach().clone(), "requires_grad": w.requires_grad}
+    for p in trunk.parameters():
+        p.grad = None
+    try:
+        sum(wt.detach() * loss for wt, loss in zip(w.reshape(-1), losses)).backward()
+        seen["step_ok"] = True
+    except RuntimeError:
+        seen["step_ok"] = False
+    return seen
+
+
+@register("11.gradnorm_weights", points=2, timeout=30,
+          hint="for each loss: grads = torch.autograd.grad(loss, shared, retain_graph=True), n_t = the norm of "
+               "all of them together; w = T * (1 / n) / (1 / n).sum()")
+def _gradnorm(fn):
+    for seed, scales in GRADNORM_CASES:
+        T = len(scales)
+        what = f"{T} tasks whose losses are scaled by {list(scales)}"
+        seen = fn.probe(probe_gradnorm, seed, scales)
+        assert seen["type"] == "tensor", f"return a tensor of {T} weights, got {seen['type']}"
+        w = seen["weights"].double()
+        assert w.shape == (T,), f"{what}: return {T} weights (shape [{T}]), got shape {list(w.shape)}"
+        assert torch.isfinite(w).all(), f"{what}: the weights hold NaN or inf: {w.tolist()}"
+        assert abs(float(w.sum()) - T) < 1e-4, \
+            f"{what}: the weights must sum to the number of tasks, T = {T}, got {float(w.sum()):.4f}"
+        assert seen["step_ok"], (f"{what}: after your function the training step's backward() failed: the graph "
+                                 "of the losses was freed; pass retain_graph=True to every torch.autograd.grad")
+        assert not seen["requires_grad"], (f"{what}: gradients flow through your weights; they must be constants "
+                                           "of the training step (no create_graph=True; detach them)")
+        want = reference_gradnorm(seed, scales)
+        if torch.allclose(w, want, rtol=1e-4):
+            continue
+        trunk, losses = _gradnorm_setup(seed, scales)
+        shared = list(trunk.parameters())
+        grads = [torch.autograd.grad(loss, shared, retain_graph=True) for loss in losses]
+        norms = torch.stack([torch.cat([g.flatten() for g in gs]).norm() for gs in grads]).double()
+        if torch.allclose(w, T * norms / norms.sum(), rtol=1e-4):
+            raise AssertionError(f"{what}: weights {[round(v, 4) for v in w.tolist()]} grow with the gradient "
+                                 "norm; the task with the larger gradient must get the smaller weight: "
+                                 "w_t ∝ 1 / ||∇ L_t||")
+        summed = torch.stack([sum(g.norm() for g in gs) for gs in grads]).double()
+        if torch.allclose(w, T / summed / (1 / summed).sum(), rtol=1e-4):
+            raise AssertionError(f"{what}: you added up one norm per parameter tensor; take one norm over all "
+                                 "the trunk's parameters together (the square root of the sum of all squares)")
+        acc = torch.stack([torch.cat([sum(g[i] for g in grads[: t + 1]).flatten() for i in range(len(shared))])
+                           .norm() for t in range(T)]).double()
+        if torch.allclose(w, T / acc / (1 / acc).sum(), rtol=1e-4):
+            raise AssertionError(f"{what}: each task's gradient also holds the earlier tasks' ones: .backward() "
+                                 "accumulates into .grad; use torch.autograd.grad (or zero the grads between "
+                                 "tasks)")
+        raise AssertionError(f"{what}: weights {[round(v, 4) for v in w.tolist()]}, expected "
+                             f"{[round(v, 4) for v in want.tolist()]}: n_t is the norm of the gradient of task "
+                             "t's loss with respect to the shared parameters, and w_t = T (1/n_t) / sum_s (1/n_s)")
+
+
+# --- 11.masked_task_loss: the colleague's total loss turns NaN on a batch without labels (find the bug) ------
+
+MISSING = -100  # the course's marker of a missing label (``F.cross_entropy``'s default ``ignore_index``)
+
+
+def _masked_cases() -> list[tuple[str, dict[str, torch.Tensor], dict[str, torch.Tensor]]]:
+    """(what, logits, targets): every label present; some missing; one task without any; none at all."""
+    g = torch.Generator().manual_seed(11)
+    cases = []
+    for what, drop in (("every label present", {"color": [], "size": []}),
+                       ("some labels missing", {"color": [1, 4], "size": [0, 2, 3, 5]}),
+                       ("no size label in the batch", {"color": [0], "size": [0, 1, 2, 3, 4, 5]}),
+                       ("no label at all in the batch", {"color": [0, 1, 2, 3, 4, 5], "size": [0, 1, 2, 3, 4, 5]})):
+        logits = {"color": torch.randn(6, 4, generator=g, dtype=torch.double) * 2,
+                  "size": torch.randn(6, 3, generator=g, dtype=torch.double) * 2}
+        targets = {"color": torch.randint(0, 4, (6,), generator=g), "size": torch.randint(0, 3, (6,), generator=g)}
+        for t, rows in drop.items():
+            targets[t][rows] = MISSING
+        cases.append((what, logits, targets))
+    return cases
+
+
+def reference_masked_loss(logits: dict, targets: dict) -> torch.Tensor:
+    """Sum over tasks of the mean cross-entropy over the labelled samples (a task without any adds 0)."""
+    total = torch.zeros((), dtype=torch.double)
+    for t, out in logits.items():
+        y = targets[t]
+        keep = y != MISSING
+        if keep.any():
+            total = total + F.cross_entropy(out[keep], y[keep])
+    return total
+
+
+def probe_masked_loss(fn, cases) -> list[dict]:
+    """Call the answer on leaf logits, backpropagate its total, report the value and the logits' gradients."""
+    seen = []
+    for _what, logits, targets in cases:
+        leaves = {t: v.clone().requires_grad_(True) for t, v in logits.items()}
+        total = fn(leaves, {t: y.clone() for t, y in targets.items()})
+        if not isinstance(total, torch.Tensor) or total.dim() != 0:
+            seen.append({"scalar": False, "type": type(total).__name__})
+            continue
+        s = {"scalar": True, "value": float(total.detach()), "requires_grad": total.requires_grad}
+        if total.requires_grad:
+            total.backward()
+            s["grads"] = {t: (None if v.grad is None else v.grad.clone()) for t, v in leaves.items()}
+        seen.append(s)
+    return seen
+
+
+@register("11.masked_task_loss", points=2, timeout=30, kind="find-the-bug",
+          hint="per task: keep = y != -100; add F.cross_entropy(out[keep], y[keep]) only when keep.any(); "
+               "start the total from a zero that depends on the logits (e.g. 0 * out.sum()) so backward() works")
+def _masked_task_loss(fn):
+    cases = _masked_cases()
+    seen = fn.probe(probe_masked_loss, cases)
+    for (what, logits, targets), s in zip(cases, seen):
+        what = f"multitask_loss on a batch of 6 ({what})"
+        assert s["scalar"], f"{what}: return one scalar tensor (the total loss), got {s.get('type')}"
+        want = reference_masked_loss(logits, targets)
+        got = s["value"]
+        if math.isnan(got):
+            raise AssertionError(f"{what}: the total is NaN. F.cross_entropy of a batch whose labels are all -100 "
+                                 "is 0/0: a task without any labelled sample in the batch must add nothing")
+        assert s["requires_grad"], (f"{what}: the total does not depend on the logits, so the training loop's "
+                                    "loss.backward() fails; even when no sample has a label return a zero "
+                                    "connected to the logits (0 * out.sum())")
+        if abs(got - float(want)) > 1e-6:
+            clamped = sum(F.cross_entropy(o, targets[t].clamp_min(0)) for t, o in logits.items())
+            if abs(got - float(clamped)) < 1e-6:
+                raise AssertionError(f"{what}: total {got:.4f} trains the missing labels (-100) as class 0; a "
+                                     "missing label must not count at all")
+            raise AssertionError(f"{what}: total {got:.4f}, expected {float(want):.4f}: each task's loss is the "
+                                 "mean cross-entropy over its labelled samples only (divide by how many have a "
+                                 "label, not by the batch size), summed over the tasks")
+        leaves = {t: v.clone().requires_grad_(True) for t, v in logits.items()}
+        ref = reference_masked_loss(leaves, targets)
+        if ref.requires_grad:
+            ref.backward()
+        for t, v in leaves.items():
+            want_g = torch.zeros_like(v) if v.grad is None else v.grad
+            got_g = s["grads"][t]
+            got_g = torch.zeros_like(v) if got_g is None else got_g
+            assert torch.isfinite(got_g).all(), (f"{what}: the gradient of the {t} logits holds NaN or inf — "
+                                                 "0/0 is still in the graph; skip a task that has no labelled "
+                                                 "sample instead of computing its empty mean")
+            assert torch.allclose(got_g, want_g, atol=1e-8), (
+                f"{what}: wrong gradient for the {t} logits: unlabelled samples must get zero gradient and each "
+                "labelled one 1/(number labelled) of its cross-entropy gradient")
+
+
+# --- 11.weighting_scales: which weighting balances a cross-entropy with a loss in pixels² (experiment) --------
+
+SCALE_ANSWER = {"dominates": "position", "best": "uncertainty"}
+
+
+@register("11.weighting_scales", points=2, timeout=10, kind="experiment",
+          hint="compare the class accuracy of each weighting with the class task trained alone; look at the "
+               "final weights: which weighting moved the position task's weight, and by how much?")
+def _weighting_scales(fn):
+    got = fn()
+    assert isinstance(got, dict), f"verdict() should return a dict, got {type(got).__name__}"
+    assert set(got) == set(SCALE_ANSWER), f"answer the keys {sorted(SCALE_ANSWER)}, got {sorted(got, key=str)}"
+    assert got["dominates"] in ("class", "position"), \
+        f"'dominates' is one of 'class', 'position', got {got['dominates']!r}"
+    assert got["best"] in ("fixed", "uncertainty", "dwa"), \
+        f"'best' is one of 'fixed', 'uncertainty', 'dwa', got {got['best']!r}"
+    assert got["dominates"] == SCALE_ANSWER["dominates"], (
+        "with equal fixed weights, which loss is larger by orders of magnitude, and which task's accuracy falls "
+        "far below what it reaches alone? That task's gradient is the one drowned in the shared trunk")
+    assert got["best"] == SCALE_ANSWER["best"], (
+        f"{got['best']!r} is not the weighting that brought the class accuracy back: compare the runs' class "
+        "accuracies, and check which weighting's final weights differ from 1 (DWA looks only at how fast each "
+        "loss falls relative to itself, not at its scale)")

@@ -1,6 +1,8 @@
-"""Wrong answers for chapter 11's checks (two-head model, uncertainty weighting, dynamic weight average)."""
+"""Wrong answers for chapter 11's checks (two-head model, PCGrad, gradient-norm weights, the masked
+multi-task loss, the loss-scale experiment)."""
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from . import Mutant
@@ -43,37 +45,147 @@ class ListOutput(HeadsInPlainDict):
         return list(super().forward(x).values())
 
 
-def uw_detached_losses(losses, log_vars):
-    return (torch.exp(-log_vars) * losses.detach() + log_vars / 2).sum()
+def pcgrad_always(g1, g2):  # projects even when the gradients agree
+    d = g1 @ g2
+    return g1 - d / (g2 @ g2) * g2, g2 - d / (g1 @ g1) * g1
 
 
-def uw_detached_s(losses, log_vars):
-    s = log_vars.detach()
-    return (torch.exp(-s) * losses + s / 2).sum()
+def pcgrad_condition_inverted(g1, g2):  # projects when they agree, not when they conflict
+    d = g1 @ g2
+    if d > 0:
+        return g1 - d / (g2 @ g2) * g2, g2 - d / (g1 @ g1) * g1
+    return g1, g2
 
 
-def uw_full_s(losses, log_vars):
-    return (torch.exp(-log_vars) * losses + log_vars).sum()
+def pcgrad_norm_not_squared(g1, g2):
+    d = g1 @ g2
+    if d < 0:
+        return g1 - d / g2.norm() * g2, g2 - d / g1.norm() * g1
+    return g1, g2
 
 
-def uw_exp_plus(losses, log_vars):
-    return (torch.exp(log_vars) * losses + 0.5 * log_vars).sum()
+def pcgrad_sequential(g1, g2):  # g2 projected against the already projected g1: a no-op
+    d = g1 @ g2
+    if d < 0:
+        g1 = g1 - d / (g2 @ g2) * g2
+        g2 = g2 - (g2 @ g1) / (g1 @ g1) * g1
+    return g1, g2
 
 
-def uw_mean(losses, log_vars):
-    return (torch.exp(-log_vars) * losses + 0.5 * log_vars).mean()
+def pcgrad_keeps_the_component(g1, g2):  # the projection onto the other gradient, not onto its normal plane
+    d = g1 @ g2
+    if d < 0:
+        return d / (g2 @ g2) * g2, d / (g1 @ g1) * g1
+    return g1, g2
 
 
-def dwa_inverted_ratio(prev, prev2, temperature):
-    return len(prev) * torch.softmax((prev2 / prev) / temperature, dim=0)
+def pcgrad_only_first(g1, g2):  # forgets the second gradient
+    d = g1 @ g2
+    if d < 0:
+        return g1 - d / (g2 @ g2) * g2, g2
+    return g1, g2
 
 
-def dwa_no_task_count(prev, prev2, temperature):
-    return torch.softmax((prev / prev2) / temperature, dim=0)
+def _trunk_norms(losses, shared, retain=True):
+    norms = []
+    for loss in losses:
+        grads = torch.autograd.grad(loss, shared, retain_graph=retain)
+        norms.append(torch.cat([g.flatten() for g in grads]).norm())
+    return torch.stack(norms)
 
 
-def dwa_temperature_multiplies(prev, prev2, temperature):
-    return len(prev) * torch.softmax((prev / prev2) * temperature, dim=0)
+def gn_sums_to_one(losses, shared):
+    inv = 1 / _trunk_norms(losses, shared)
+    return inv / inv.sum()
+
+
+def gn_proportional(losses, shared):  # more weight to the larger gradient
+    n = _trunk_norms(losses, shared)
+    return len(losses) * n / n.sum()
+
+
+def gn_no_retain_graph(losses, shared):  # the second autograd.grad finds the graph freed
+    inv = 1 / _trunk_norms(losses, shared, retain=False)
+    return len(losses) * inv / inv.sum()
+
+
+def gn_graph_freed_at_the_end(losses, shared):  # keeps the graph only until the last task
+    norms = []
+    for t, loss in enumerate(losses):
+        grads = torch.autograd.grad(loss, shared, retain_graph=t < len(losses) - 1)
+        norms.append(torch.cat([g.flatten() for g in grads]).norm())
+    inv = 1 / torch.stack(norms)
+    return len(losses) * inv / inv.sum()
+
+
+def gn_norm_per_tensor(losses, shared):  # one norm per parameter tensor, added up
+    norms = []
+    for loss in losses:
+        grads = torch.autograd.grad(loss, shared, retain_graph=True)
+        norms.append(sum(g.norm() for g in grads))
+    inv = 1 / torch.stack(norms)
+    return len(losses) * inv / inv.sum()
+
+
+def gn_backward_accumulates(losses, shared):  # .backward() adds into .grad, never zeroed
+    norms = []
+    for loss in losses:
+        loss.backward(retain_graph=True)
+        norms.append(torch.cat([p.grad.flatten() for p in shared]).norm())
+    inv = 1 / torch.stack(norms)
+    return len(losses) * inv / inv.sum()
+
+
+def masked_buggy(outputs, targets):  # the notebook's bug: NaN when a task has no label in the batch
+    return sum(F.cross_entropy(outputs[t], targets[t]) for t in outputs)
+
+
+def masked_clamped(outputs, targets):  # "fixes" the crash of -1 labels the wrong way: missing labels -> class 0
+    return sum(F.cross_entropy(outputs[t], targets[t].clamp_min(0)) for t in outputs)
+
+
+def masked_mean_over_batch(outputs, targets):  # divides by the batch size, not by the labelled samples
+    total = 0
+    for t, out in outputs.items():
+        y = targets[t]
+        keep = y != -100
+        ce = F.cross_entropy(out, y.clamp_min(0), reduction="none")
+        total = total + (ce * keep).mean()
+    return total
+
+
+def masked_constant_zero(outputs, targets):  # skips empty tasks, but a batch without labels returns a constant
+    total = torch.zeros(())
+    for t, out in outputs.items():
+        keep = targets[t] != -100
+        if keep.any():
+            total = total + F.cross_entropy(out[keep], targets[t][keep])
+    return total
+
+
+def masked_right(outputs, targets):
+    total = sum(0 * out.sum() for out in outputs.values())
+    for t, out in outputs.items():
+        keep = targets[t] != -100
+        if keep.any():
+            total = total + F.cross_entropy(out[keep], targets[t][keep])
+    return total
+
+
+def verdict_fixed():
+    return {"dominates": "position", "best": "fixed"}
+
+
+def verdict_dwa():
+    return {"dominates": "position", "best": "dwa"}
+
+
+def verdict_class_dominates():
+    return {"dominates": "class", "best": "uncertainty"}
+
+
+def verdict_a_list():
+    return ["position", "uncertainty"]
 
 
 MUTANTS = {
@@ -81,9 +193,21 @@ MUTANTS = {
                           "heads in a plain dict": Mutant(HeadsInPlainDict, "81 parameters"),
                           "trunk detached": Mutant(DetachedTrunk, "reach the shared trunk"),
                           "a list of logits": Mutant(ListOutput, "dict")},
-    "11.uncertainty_weighting": {"losses detached": Mutant(uw_detached_losses, "detach the losses"),
-                                 "s detached": Mutant(uw_detached_s, "gradient with respect to s"),
-                                 "regulariser s": uw_full_s, "exp(+s)": uw_exp_plus, "mean": uw_mean},
-    "11.dwa_weights": {"inverted ratio": dwa_inverted_ratio, "sums to 1": dwa_no_task_count,
-                       "temperature multiplies": dwa_temperature_multiplies},
+    "11.pcgrad": {"projects agreeing gradients too": Mutant(pcgrad_always, "do not conflict"),
+                  "condition inverted": Mutant(pcgrad_condition_inverted, "both came back unchanged"),
+                  "norm not squared": Mutant(pcgrad_norm_not_squared, "squared norm"),
+                  "g2 against the projected g1": Mutant(pcgrad_sequential, "g2 came back unchanged"),
+                  "keeps the component, drops the rest": Mutant(pcgrad_keeps_the_component, "orthogonal")},
+    "11.gradnorm_weights": {"sums to 1": Mutant(gn_sums_to_one, "sum to the number of tasks"),
+                            "proportional to the norm": Mutant(gn_proportional, "smaller weight"),
+                            "no retain_graph": Mutant(gn_no_retain_graph, "retain_graph"),
+                            "graph freed by the last task": Mutant(gn_graph_freed_at_the_end, "retain_graph=true"),
+                            "one norm per parameter tensor": Mutant(gn_norm_per_tensor, "all the trunk's parameters"),
+                            "backward() accumulates": Mutant(gn_backward_accumulates, "accumulates into .grad")},
+    "11.masked_task_loss": {"the bug itself": Mutant(masked_buggy, "nan"),
+                            "missing labels as class 0": Mutant(masked_clamped, "class 0"),
+                            "mean over the whole batch": Mutant(masked_mean_over_batch, "labelled samples only"),
+                            "a constant zero without labels": Mutant(masked_constant_zero, "backward")},
+    "11.weighting_scales": {"fixed weights": verdict_fixed, "DWA": Mutant(verdict_dwa, "dwa"),
+                            "class dominates": verdict_class_dominates, "not a dict": Mutant(verdict_a_list, "dict")},
 }
