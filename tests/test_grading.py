@@ -208,3 +208,24 @@ def test_grader_scores_a_solution_full_and_its_blank_exercise_zero(tmp_path):
     statuses = {t.check_id: t.status for t in report.tasks}
     assert statuses["99.add"] == statuses["99.square"] == "not implemented", report.summary()
     assert len(report.cell_errors) == 3 and "NotImplementedError" in report.cell_errors[0]
+
+
+def test_every_chapter_has_a_find_the_bug_task_and_from_04_an_experiment():
+    """Issue 14: three or more graded tasks per chapter, one find-the-bug, and from chapter 04 on one experiment
+    whose answer the grader checks."""
+    from mmcourse.grading.registry import KINDS, chapters, checks_of_chapter
+
+    missing = []
+    for chapter in chapters():
+        if chapter == "99":
+            continue
+        specs = checks_of_chapter(chapter)
+        kinds = collections.Counter(s.kind for s in specs)
+        assert set(kinds) <= set(KINDS)
+        if len(specs) < 3:
+            missing.append(f"{chapter}: {len(specs)} tasks")
+        if not kinds["find-the-bug"]:
+            missing.append(f"{chapter}: no find-the-bug task")
+        if int(chapter) >= 4 and not kinds["experiment"]:
+            missing.append(f"{chapter}: no experiment-and-interpret task")
+    assert not missing, missing
