@@ -8,30 +8,11 @@ Each notebook cell is one test item; the controller process (not the xdist worke
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
 
-# jupyter_client picks a kernel's five TCP ports by binding to port 0 and closing, and the kernel binds them a
-# moment later: two pytest-xdist workers starting kernels at once can pick the same port, and a kernel then
-# dies ("Kernel died before replying to kernel_info") or a client talks to the wrong kernel and waits
-# (jupyter/jupyter_client#487). Holding a machine-wide lock from port choice until the kernel answers closes
-# that window; ``tests/test_colab.py`` takes the same lock.
-KERNEL_START_LOCK = Path(tempfile.gettempdir()) / "mmcourse-kernel-start.lock"
-
-
-@contextmanager
-def kernel_start_lock():
-    """Hold the machine-wide kernel-start lock (an ``flock``; released when the process dies)."""
-    with open(KERNEL_START_LOCK, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+from mmcourse.authoring.kernels import kernel_start_lock  # one kernel start at a time
 
 
 def pytest_configure(config):

@@ -9,15 +9,15 @@ from pathlib import Path
 import pytest
 from packaging.utils import canonicalize_name
 
-from conftest import KERNEL_START_LOCK
 from mmcourse.authoring.colab_env import COLAB, FROM_PYPI, make_colab_venv, wheel_requirements
+from mmcourse.authoring.kernels import KERNEL_START_LOCK
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = ["book/01_fully_connected.ipynb", "book/09_fusion.ipynb"]
 
 # Runs inside the Colab venv: execute each notebook with that venv's own kernel (nbclient, as Colab would run
 # the cells), after a first cell that reports which Python and which mmcourse the kernel sees.
-# The kernel starts under the lock conftest.py holds for nbval's kernels (see KERNEL_START_LOCK there).
+# The kernel starts under the lock conftest.py holds for nbval's kernels (mmcourse.authoring.kernels.KERNEL_START_LOCK).
 RUNNER = """
 import fcntl, sys, nbformat
 from nbclient import NotebookClient
