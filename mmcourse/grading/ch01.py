@@ -18,6 +18,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from mmcourse.grading.probing import run_module
 from mmcourse.grading.registry import register
 
 
@@ -137,24 +138,9 @@ def _init_input(n_in: int, seed: int) -> torch.Tensor:
 
 def probe_deep_mlp(cls: Any, cases: tuple) -> list[dict]:
     """Build ``cls(n_in, width, depth, n_classes)`` for each case, run it on a batch; report output and weights."""
-    seen = []
-    for n_in, width, depth, n_classes, seed in cases:
-        what = f"DeepMLP({n_in}, {width}, {depth}, {n_classes})"
-        torch.manual_seed(seed)
-        try:
-            model = cls(n_in, width, depth, n_classes)
-            if not isinstance(model, torch.nn.Module):
-                seen.append({"error": f"{what} is a {type(model).__name__}, not an nn.Module"})
-                continue
-            with torch.no_grad():
-                out = model(_init_input(n_in, seed))
-        except NotImplementedError:  # a blank exercise: "not implemented", not a failure
-            raise
-        except Exception as e:  # noqa: BLE001 - reported to the check
-            seen.append({"error": f"{what} raised {type(e).__name__}: {e}"})
-            continue
-        seen.append({"out": out, "state": {k: v.detach().clone() for k, v in model.state_dict().items()}})
-    return seen
+    return [run_module(cls, (n_in, width, depth, n_classes), seed, _init_input(n_in, seed),
+                       f"DeepMLP({n_in}, {width}, {depth}, {n_classes})", eval_mode=False)
+            for n_in, width, depth, n_classes, seed in cases]
 
 
 def _init_cause(std: float, fan_in: int, fan_out: int) -> str:

@@ -17,6 +17,7 @@ from torch import nn
 
 from mmcourse.analysis.calibration import expected_calibration_error
 from mmcourse.grading.ch01 import assert_tensor_close
+from mmcourse.grading.probing import run_module
 from mmcourse.grading.registry import register
 
 LOSSES = ("cross_entropy", "nll_loss")
@@ -132,24 +133,9 @@ def _head_input(input_size: int, seed: int) -> torch.Tensor:
 
 def probe_head(cls: Any, cases: Any) -> list[dict]:
     """Build each head, run it on a batch of features; report its outputs and parameters."""
-    seen = []
-    for input_size, n_classes, seed in cases:
-        what = f"Classifier({input_size}, {n_classes})"
-        torch.manual_seed(seed)
-        try:
-            head = cls(input_size, n_classes)
-            if not isinstance(head, nn.Module):
-                seen.append({"error": f"{what} is a {type(head).__name__}, not an nn.Module"})
-                continue
-            with torch.no_grad():
-                out = head.eval()(_head_input(input_size, seed))
-        except NotImplementedError:  # a blank exercise: "not implemented", not a failure
-            raise
-        except Exception as e:  # noqa: BLE001 - reported to the check
-            seen.append({"error": f"{what} raised {type(e).__name__}: {e}"})
-            continue
-        seen.append({"out": out, "state": {k: v.detach().clone() for k, v in head.state_dict().items()}})
-    return seen
+    return [run_module(cls, (input_size, n_classes), seed, _head_input(input_size, seed),
+                       f"Classifier({input_size}, {n_classes})")
+            for input_size, n_classes, seed in cases]
 
 
 @register("02.fix_head", points=2, timeout=30, kind="find-the-bug",

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmcourse.grading.ch01 import assert_tensor_close
+from mmcourse.grading.probing import run_module
 from mmcourse.grading.registry import register
 
 CONV_FORBID = ("conv2d", "convolution", "_convolution", "conv_transpose2d", "convolution_backward", "backward", "grad")
@@ -125,24 +126,9 @@ def _net_input(height: int, width: int, batch: int, seed: int) -> torch.Tensor:
 
 def probe_net(cls: Any, cases: Any) -> list[dict]:
     """Build each network for its image size and run it on a batch; report the outputs and parameters."""
-    seen = []
-    for height, width, batch, seed in cases:
-        what = f"Net({height}, {width})"
-        torch.manual_seed(seed)
-        try:
-            net = cls(height, width)
-            if not isinstance(net, nn.Module):
-                seen.append({"error": f"{what} is a {type(net).__name__}, not an nn.Module"})
-                continue
-            with torch.no_grad():
-                out = net.eval()(_net_input(height, width, batch, seed))
-        except NotImplementedError:  # a blank exercise: "not implemented", not a failure
-            raise
-        except Exception as e:  # noqa: BLE001 - reported to the check
-            seen.append({"error": f"{what} on a batch [{batch}, 3, {height}, {width}] raised {type(e).__name__}: {e}"})
-            continue
-        seen.append({"out": out, "state": {k: v.detach().clone() for k, v in net.state_dict().items()}})
-    return seen
+    return [run_module(cls, (height, width), seed, _net_input(height, width, batch, seed), f"Net({height}, {width})",
+                       on=f" on a batch [{batch}, 3, {height}, {width}]")
+            for height, width, batch, seed in cases]
 
 
 @register("03.fix_flatten", points=2, timeout=60, kind="find-the-bug",

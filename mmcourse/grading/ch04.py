@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmcourse.grading.ch01 import assert_tensor_close
+from mmcourse.grading.choices import check_choices
 from mmcourse.grading.registry import register
 
 DEFECTS = ("ok", "init", "lr", "labels", "loss")
@@ -200,14 +201,6 @@ def _eval_accuracy(fn: Any) -> None:
           hint="for each recipe of the chapter's section 7, ask which defect it detects and which run fails it; "
                "a run can fail several recipes for one cause")
 def _diagnose(fn: Any) -> None:
-    got = fn()
-    if not isinstance(got, dict):
-        raise AssertionError(f"diagnoses() should return a dict {{run number: defect}}, got {type(got).__name__}")
-    keys = sorted(got, key=str)
-    assert keys == sorted(DIAGNOSES), f"diagnose runs {sorted(DIAGNOSES)}, one entry each; got keys {keys}"
-    bad = {k: v for k, v in got.items() if v not in DEFECTS}
-    assert not bad, f"each diagnosis is one of {list(DEFECTS)}; got {bad}"
-    right = sum(got[k] == v for k, v in DIAGNOSES.items())
-    assert right == len(DIAGNOSES), (f"{right} of {len(DIAGNOSES)} diagnoses are right; look again at the evidence "
-                                     "of each run (every run has exactly one defect or none, and each defect occurs "
-                                     "once)")
+    check_choices(fn(), answer=DIAGNOSES, options=DEFECTS, fn_name="diagnoses", what="{run number: defect}",
+                  cases="for the runs", advice="look again at the evidence of each run (every run has exactly one "
+                  "defect or none, and each defect occurs once)")

@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from mmcourse.grading.choices import check_choices
+from mmcourse.grading.probing import build_module
 from mmcourse.grading.registry import register
 from mmcourse.layers.residual import BasicBlock, Bottleneck, projection_shortcut
 
@@ -83,22 +85,16 @@ def _randomise_bn(module: nn.Module, seed: int) -> None:
                 m.bias.copy_(torch.randn(m.num_features, generator=g) * 0.2)
 
 
+
 def probe_bottleneck(cls, cases) -> list[dict]:
     """Build each block, randomise its batch norms, run it in eval mode; report its weights, its convs' strides
     and any library class it is built on."""
     seen = []
     for in_ch, mid_ch, stride, seed in cases:
         what = f"BottleneckBlock({in_ch}, {mid_ch}, stride={stride})"
-        torch.manual_seed(seed)
-        try:
-            block = cls(in_ch, mid_ch, stride)
-        except NotImplementedError:  # a blank exercise: "not implemented", not a failure
-            raise
-        except Exception as e:  # noqa: BLE001 - reported to the check
-            seen.append({"error": f"{what} raised {type(e).__name__}: {e}"})
-            continue
-        if not isinstance(block, nn.Module):
-            seen.append({"error": f"{what} is a {type(block).__name__}, not an nn.Module"})
+        block = build_module(cls, (in_ch, mid_ch, stride), seed, what)
+        if isinstance(block, dict):
+            seen.append(block)
             continue
         borrowed = [f"{c.__module__}.{c.__qualname__}" for c in type(block).__mro__
                     if c.__module__.split(".")[0] in ("mmcourse", "torchvision")]
@@ -242,25 +238,11 @@ def probe_fixed_block(cls, cases) -> list[dict]:
     seen = []
     for in_ch, out_ch, stride, seed in cases:
         what = f"ResBlock({in_ch}, {out_ch}, stride={stride})"
-        torch.manual_seed(seed)
-        try:
-            block = cls(in_ch, out_ch, stride)
-        except NotImplementedError:  # a blank exercise: "not implemented", not a failure
-            raise
-        except Exception as e:  # noqa: BLE001 - reported to the check
-            seen.append({"error": f"{what} raised {type(e).__name__}: {e}"})
+        block = build_module(cls, (in_ch, out_ch, stride), seed, what)
+        if isinstance(block, dict):
+            seen.append(block)
             continue
-        if not isinstance(block, nn.Module):
-            seen.append({"error": f"{what} is a {type(block).__name__}, not an nn.Module"})
-            continue
-        g = torch.Generator().manual_seed(seed)
-        with torch.no_grad():
-            for m in block.modules():
-                if isinstance(m, nn.BatchNorm2d):
-                    m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.3)
-                    m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-                    m.weight.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-                    m.bias.copy_(torch.randn(m.num_features, generator=g) * 0.2)
+        _randomise_bn(block, seed)
         block.eval()
         state = {k: v.detach().clone() for k, v in block.state_dict().items()}
         x = _block_input(in_ch, seed)
@@ -344,16 +326,8 @@ LESION_ANSWER = {"plain, first block": "loses", "plain, last block": "loses",
                "intact network's, else 'loses'; then ask what a deleted block leaves on the path from input to "
                "output in each network")
 def _lesion(fn):
-    got = fn()
-    if not isinstance(got, dict):
-        raise AssertionError(f"lesion_answers() should return a dict {{case: 'keeps' or 'loses'}}, got "
-                             f"{type(got).__name__}")
-    missing, extra = [k for k in LESION_KEYS if k not in got], [k for k in got if k not in LESION_KEYS]
-    assert not missing and not extra, (f"answer the four cases {list(LESION_KEYS)}, one entry each; missing "
-                                       f"{missing}, unexpected {extra}")
-    bad = {k: v for k, v in got.items() if v not in LESION_OPTIONS}
-    assert not bad, f"each answer is one of {list(LESION_OPTIONS)}; got {bad}"
-    right = sum(got[k] == v for k, v in LESION_ANSWER.items())
-    assert right == len(LESION_ANSWER), (
-        f"{right} of {len(LESION_ANSWER)} answers agree with the experiment; read the table again ('keeps' = "
-        "within 10 points of the intact network) — a plain network and a residual network do not react alike")
+    check_choices(fn(), answer=LESION_ANSWER, options=LESION_OPTIONS, fn_name="lesion_answers",
+                  what="{case: 'keeps' or 'loses'}", cases="the four cases",
+                  advice="read the table again "
+                  "('keeps' = within 10 points of the intact network) — a plain network and a "
+                  "residual network do not react alike")

@@ -14,6 +14,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from mmcourse.grading.choices import check_choices
+from mmcourse.grading.probing import build_module
 from mmcourse.grading.registry import register
 
 
@@ -89,15 +91,11 @@ def _seq_input(lengths: tuple[int, ...], seed: int) -> tuple[torch.Tensor, torch
 
 def probe_last_step(cls, cases) -> dict:
     """Build the learner's encoder, report its GRU's weights and its encodings of padded batches."""
-    torch.manual_seed(0)
-    try:
-        enc = cls(*LAST_STEP_DIMS)
-    except NotImplementedError:  # a blank exercise: "not implemented", not a failure
-        raise
-    except Exception as e:  # noqa: BLE001 - reported to the check
-        return {"error": f"LastStepEncoder{LAST_STEP_DIMS} raised {type(e).__name__}: {e}"}
+    enc = build_module(cls, LAST_STEP_DIMS, 0, f"LastStepEncoder{LAST_STEP_DIMS}")
+    if isinstance(enc, dict):
+        return enc
     rnn = getattr(enc, "rnn", None)
-    if not isinstance(enc, nn.Module) or not isinstance(rnn, nn.GRU):
+    if not isinstance(rnn, nn.GRU):
         return {"error": "keep the GRU in self.rnn (an nn.GRU) as in the colleague's encoder"}
     enc.eval()
     seen: dict = {"state": {k: v.detach().clone() for k, v in rnn.state_dict().items()}, "outs": []}
@@ -180,16 +178,8 @@ REMEMBER_ANSWER = {"default, T=5": "learns", "default, T=30": "chance", "keep bi
           hint="run the training cell and read its table: 'learns' above 90 % test accuracy, 'chance' near 25 %; "
                "then compute how much of h_1 is left after T steps when z is 0.5, and when it is 0.98")
 def _remember_first(fn):
-    got = fn()
-    if not isinstance(got, dict):
-        raise AssertionError(f"remember_answers() should return a dict {{case: 'learns' or 'chance'}}, got "
-                             f"{type(got).__name__}")
-    missing, extra = [k for k in REMEMBER_KEYS if k not in got], [k for k in got if k not in REMEMBER_KEYS]
-    assert not missing and not extra, (f"answer the four cases {list(REMEMBER_KEYS)}, one entry each; missing "
-                                       f"{missing}, unexpected {extra}")
-    bad = {k: v for k, v in got.items() if v not in REMEMBER_OPTIONS}
-    assert not bad, f"each answer is one of {list(REMEMBER_OPTIONS)}; got {bad}"
-    right = sum(got[k] == v for k, v in REMEMBER_ANSWER.items())
-    assert right == len(REMEMBER_ANSWER), (
-        f"{right} of {len(REMEMBER_ANSWER)} answers agree with the experiment; read the table again ('learns' = "
-        "above 90 % test accuracy, 'chance' = near 25 %) — a gated cell is not born remembering")
+    check_choices(fn(), answer=REMEMBER_ANSWER, options=REMEMBER_OPTIONS, fn_name="remember_answers",
+                  what="{case: 'learns' or 'chance'}", cases="the four cases",
+                  advice="read the table again "
+                  "('learns' = above 90 % test accuracy, 'chance' = near 25 %) — a gated cell is "
+                  "not born remembering")

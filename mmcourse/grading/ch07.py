@@ -16,6 +16,8 @@ import math
 import torch
 from torch import nn
 
+from mmcourse.grading.choices import check_choices
+from mmcourse.grading.probing import build_module
 from mmcourse.grading.registry import register
 from mmcourse.layers.positional import sinusoidal_table
 
@@ -185,19 +187,11 @@ ORDER_ANSWER = {"no positions": "chance", "sinusoidal positions": "learns", "no 
           hint="run the training cell and read its table ('learns' above 70 % test accuracy, 'chance' near 50 %); "
                "then ask, for each model, whether swapping two tokens can change its output")
 def _order_experiment(fn):
-    got = fn()
-    if not isinstance(got, dict):
-        raise AssertionError(f"order_answers() should return a dict {{model: 'learns' or 'chance'}}, got "
-                             f"{type(got).__name__}")
-    missing, extra = [k for k in ORDER_KEYS if k not in got], [k for k in got if k not in ORDER_KEYS]
-    assert not missing and not extra, (f"answer for the three models {list(ORDER_KEYS)}, one entry each; missing "
-                                       f"{missing}, unexpected {extra}")
-    bad = {k: v for k, v in got.items() if v not in ORDER_OPTIONS}
-    assert not bad, f"each answer is one of {list(ORDER_OPTIONS)}; got {bad}"
-    right = sum(got[k] == v for k, v in ORDER_ANSWER.items())
-    assert right == len(ORDER_ANSWER), (
-        f"{right} of {len(ORDER_ANSWER)} answers agree with the experiment; read the table again ('learns' = above "
-        "70 % test accuracy, 'chance' = near 50 %) — and mind that a mask is information too")
+    check_choices(fn(), answer=ORDER_ANSWER, options=ORDER_OPTIONS, fn_name="order_answers",
+                  what="{model: 'learns' or 'chance'}", cases="for the three models",
+                  advice="read the table again "
+                  "('learns' = above 70 % test accuracy, 'chance' = near 50 %) — and mind that a "
+                  "mask is information too")
 
 
 # --- 07.fix_self_attention: nn.MultiheadAttention on [B, L, D] with the course's mask (find the bug) -----------
@@ -218,15 +212,11 @@ def _attn_input(lengths: tuple[int, ...], seed: int) -> tuple[torch.Tensor, torc
 
 def probe_self_attention(cls, cases) -> dict:
     """Build the learner's layer, report its attention's weights and settings and its outputs on padded batches."""
-    torch.manual_seed(0)
-    try:
-        layer = cls(*SELF_ATTN_DIMS)
-    except NotImplementedError:  # a blank exercise: "not implemented", not a failure
-        raise
-    except Exception as e:  # noqa: BLE001 - reported to the check
-        return {"error": f"SelfAttention{SELF_ATTN_DIMS} raised {type(e).__name__}: {e}"}
+    layer = build_module(cls, SELF_ATTN_DIMS, 0, f"SelfAttention{SELF_ATTN_DIMS}")
+    if isinstance(layer, dict):
+        return layer
     attn = getattr(layer, "attn", None)
-    if not isinstance(layer, nn.Module) or not isinstance(attn, nn.MultiheadAttention):
+    if not isinstance(attn, nn.MultiheadAttention):
         return {"error": "keep the attention in self.attn (an nn.MultiheadAttention) as in the colleague's layer"}
     layer.eval()
     seen: dict = {"state": {k: v.detach().clone() for k, v in attn.state_dict().items()},

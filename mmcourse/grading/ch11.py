@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mmcourse.grading.choices import check_choices
 from mmcourse.grading.registry import register
 
 
@@ -314,17 +315,12 @@ SCALE_ANSWER = {"dominates": "position", "best": "uncertainty"}
           hint="compare the class accuracy of each weighting with the class task trained alone; look at the "
                "final weights: which weighting moved the position task's weight, and by how much?")
 def _weighting_scales(fn):
-    got = fn()
-    assert isinstance(got, dict), f"verdict() should return a dict, got {type(got).__name__}"
-    assert set(got) == set(SCALE_ANSWER), f"answer the keys {sorted(SCALE_ANSWER)}, got {sorted(got, key=str)}"
-    assert got["dominates"] in ("class", "position"), \
-        f"'dominates' is one of 'class', 'position', got {got['dominates']!r}"
-    assert got["best"] in ("fixed", "uncertainty", "dwa"), \
-        f"'best' is one of 'fixed', 'uncertainty', 'dwa', got {got['best']!r}"
-    assert got["dominates"] == SCALE_ANSWER["dominates"], (
-        "with equal fixed weights, which loss is larger by orders of magnitude, and which task's accuracy falls "
-        "far below what it reaches alone? That task's gradient is the one drowned in the shared trunk")
-    assert got["best"] == SCALE_ANSWER["best"], (
-        f"{got['best']!r} is not the weighting that brought the class accuracy back: compare the runs' class "
-        "accuracies, and check which weighting's final weights differ from 1 (DWA looks only at how fast each "
-        "loss falls relative to itself, not at its scale)")
+    check_choices(fn(), answer=SCALE_ANSWER, options={"dominates": ("class", "position"),
+                                                      "best": ("fixed", "uncertainty", "dwa")},
+                  fn_name="verdict", what="{'dominates': task, 'best': weighting}", cases="the keys", wrong={
+                      "dominates": "with equal fixed weights, which loss is larger by orders of magnitude, and which "
+                                   "task's accuracy falls far below what it reaches alone? That task's gradient is the "
+                                   "one drowned in the shared trunk",
+                      "best": "it is not the weighting that brought the class accuracy back: compare the runs' class "
+                              "accuracies, and check which weighting's final weights differ from 1 (DWA looks only "
+                              "at how fast each loss falls relative to itself, not at its scale)"})

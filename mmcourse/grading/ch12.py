@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from mmcourse.grading.choices import check_choices
 from mmcourse.grading.registry import register
 
 # --- 12.gradual_unfreezing: which stages train at which epoch (ULMFiT) ------------------------------------------
@@ -290,14 +291,11 @@ PROBE_ANSWER = {"related": "probe", "unrelated": "finetune"}
           hint="read the table: per target, which method has the higher mean test accuracy at 20 labels per "
                "class? Which inputs does the frozen backbone read at all?")
 def _probe_or_finetune(fn):
-    got = fn()
-    assert isinstance(got, dict), f"winners() should return a dict, got {type(got).__name__}"
-    assert set(got) == set(PROBE_ANSWER), f"answer the keys {sorted(PROBE_ANSWER)}, got {sorted(got, key=str)}"
-    bad = {k: v for k, v in got.items() if v not in ("probe", "finetune")}
-    assert not bad, f"each winner is 'probe' or 'finetune', got {bad}"
-    assert got["unrelated"] == "finetune", (
-        "the unrelated target depends on inputs the pretrained backbone ignores (its first layer's weights for "
-        "them are zero): no head on frozen features can read them — which method can change the first layer?")
-    assert got["related"] == "probe", (
-        "for the related target the frozen features already hold the answer; with 20 labels per class, which "
-        "method trained fewer parameters and generalised better in the run?")
+    check_choices(fn(), answer=PROBE_ANSWER, options=("probe", "finetune"), fn_name="winners",
+                  what="{target: 'probe' or 'finetune'}", cases="the keys", wrong={
+                      "unrelated": "the unrelated target depends on inputs the pretrained backbone ignores (its first "
+                                   "layer's weights for them are zero): no head on frozen features can read them — "
+                                   "which method can change the first layer?",
+                      "related": "for the related target the frozen features already hold the answer; with 20 labels "
+                                 "per class, which method trained fewer parameters and generalised better in the "
+                                 "run?"})
