@@ -42,9 +42,10 @@ browser:
 
 test: $(STAMP) browser lint
 	rm -rf $(RECORDS) && mkdir -p $(RECORDS)
-	$(TEST_ENV) $(PY) -m pytest -n 2 --dist loadscope -p no:cacheprovider --nbval-lax \
+	$(TEST_ENV) MMCOURSE_BOOK_CACHE=$(CURDIR)/_build/.jupyter_cache \
+	    $(PY) -m pytest -n 2 --dist loadscope -p no:cacheprovider --nbval-lax \
 	    --nbval-cell-timeout=600 tests book solutions exercises --ignore=tests/after
-	$(TEST_ENV) $(PY) -m mmcourse.authoring.book_build
+	$(TEST_ENV) $(PY) -m mmcourse.authoring.book_build  # renders the chapters nbval just ran (conftest.py)
 	$(TEST_ENV) $(PY) -m pytest -p no:cacheprovider tests/after
 
 # The full profile: GPU-sized runs (minutes per chapter on a GPU, up to an hour on one CPU core).

@@ -1,0 +1,54 @@
+"""make test runs each book chapter once: nbval's executed chapters reach the book build's jupyter-cache.
+
+Runs a real pytest + nbval on two tiny chapters in a temporary ``book/`` folder, with the repository's
+``conftest.py``, and reads the cache the way ``mmcourse.authoring.book_build.pre_execute`` does.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _chapter(path: Path, sources: list[str]) -> None:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [nbformat.v4.new_markdown_cell("# A chapter")] + [nbformat.v4.new_code_cell(s) for s in sources]
+    nbformat.write(nb, path)
+
+
+@pytest.mark.timeout(300)
+def test_passed_book_chapters_are_cached_with_their_outputs_and_failed_ones_are_not(tmp_path: Path) -> None:
+    from jupyter_cache import get_cache
+
+    book = tmp_path / "book"
+    book.mkdir()
+    shutil.copy(ROOT / "conftest.py", tmp_path / "conftest.py")
+    _chapter(book / "good.ipynb", ["x = 6 * 7\nprint(x)", "from IPython.display import display\n"
+                                   "display({'text/plain': 'shown'}, raw=True, metadata={'k': 1})", "x"])
+    _chapter(book / "bad.ipynb", ["y = 1", "assert y == 2, 'the claim does not hold'"])
+    cache = tmp_path / "cache"
+    env = {**os.environ, "MMCOURSE_BOOK_CACHE": str(cache), "OMP_NUM_THREADS": "1"}
+    env.pop("MMCOURSE_RECORDS", None)
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax",
+                           "-p", "no:xdist", "book"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert proc.returncode == 1, proc.stdout[-2000:]  # the bad chapter fails its assert
+    assert "1 failed" in proc.stdout, proc.stdout[-2000:]
+
+    db = get_cache(str(cache))
+    good = db.get_cache_bundle(db.match_cache_notebook(nbformat.read(book / "good.ipynb", as_version=4)).pk).nb
+    code = [c for c in good.cells if c.cell_type == "code"]
+    assert [o.output_type for o in code[0].outputs] == ["stream"] and code[0].outputs[0].text == "42\n"
+    assert code[1].outputs[0].output_type == "display_data" and code[1].outputs[0].metadata == {"k": 1}
+    assert code[2].outputs[0].output_type == "execute_result" and code[2].outputs[0].data["text/plain"] == "42"
+    with pytest.raises(KeyError):  # a failed chapter is left to the book build to run (and report)
+        db.match_cache_notebook(nbformat.read(book / "bad.ipynb", as_version=4))
+    nbformat.validate(good)
