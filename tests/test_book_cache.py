@@ -52,3 +52,23 @@ def test_passed_book_chapters_are_cached_with_their_outputs_and_failed_ones_are_
     with pytest.raises(KeyError):  # a failed chapter is left to the book build to run (and report)
         db.match_cache_notebook(nbformat.read(book / "bad.ipynb", as_version=4))
     nbformat.validate(good)
+
+
+@pytest.mark.timeout(300)
+def test_the_book_builds_own_execution_is_found_by_jupyter_book(tmp_path: Path) -> None:
+    """pre_execute's cached notebook must hash like the source, or Jupyter Book executes it a second time."""
+    from jupyter_cache import get_cache
+
+    from mmcourse.authoring.book_build import _execute
+
+    path = tmp_path / "chapter.ipynb"
+    _chapter(path, ["print(6 * 7)"])
+    _, nb, err, _ = _execute(path, 120)
+    assert err is None, err
+    db = get_cache(str(tmp_path / "cache"))
+    from jupyter_cache.base import CacheBundleIn
+
+    db.cache_notebook_bundle(CacheBundleIn(nb, str(path)), check_validity=False)
+    record = db.match_cache_notebook(nbformat.read(path, as_version=4))  # KeyError if the hash differs
+    code = [c for c in db.get_cache_bundle(record.pk).nb.cells if c.cell_type == "code"]
+    assert code[0].outputs[0].text == "42\n"

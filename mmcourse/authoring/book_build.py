@@ -89,6 +89,8 @@ def _execute(path: Path, timeout: int) -> tuple[Path, object, str | None, float]
         client.execute()  # reuses the started kernel, shuts it down at the end
     except (CellExecutionError, CellTimeoutError):
         err = traceback.format_exc()
+    for cell in nb.cells:  # nbclient's timestamps would change the cache's hash (it hashes cell metadata):
+        cell.metadata.pop("execution", None)  # Jupyter Book would not find the notebook and run it again
     return path, nb, err, time.perf_counter() - t0
 
 
