@@ -66,6 +66,9 @@ def test_compare_fusions_table_and_synergy():
     assert all(len(v) == 2 for v in res.models_per_seed.values())  # every seed's model is kept
     assert res.models_per_seed["concat"][-1] is res.models["concat"]
     assert not res.models["concat"].training and res.specs["late"].fusion == "late"
+    curves = res.histories["concat"]  # every seed's learning curve, one row per epoch
+    assert len(curves) == 2 and all(len(h["train_loss"]) == 25 for h in curves)
+    assert curves[0]["train_loss"][-1] < 0.5 * curves[0]["train_loss"][0]  # concat learns xor
     ax = res.plot()
     assert len(ax.patches) == 3
     with pytest.raises(KeyError, match="no method"):

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from mmcourse.engine import FitConfig, evaluate, fit
+from mmcourse.engine.history import History
 from mmcourse.engine.optim import OptimizerSpec
 from mmcourse.models import ModelSpec, build_model, count_parameters
 from mmcourse.runtime import seed_everything
@@ -115,7 +116,8 @@ class FusionComparison:
     """The result of :func:`compare_fusions`: one row per method, per-seed accuracies, and the models.
 
     ``models[method]`` is the last seed's model, ``models_per_seed[method]`` every seed's (in ``seeds``
-    order), ``specs[method]`` the :class:`ModelSpec` they were built from (their encoders were passed in).
+    order), ``specs[method]`` the :class:`ModelSpec` they were built from (their encoders were passed in),
+    ``histories[method]`` every seed's training :class:`~mmcourse.engine.history.History` (the learning curves).
     """
 
     rows: list[dict[str, Any]]
@@ -124,6 +126,7 @@ class FusionComparison:
     task: str = "shape"
     models_per_seed: dict[str, list[nn.Module]] = field(default_factory=dict, repr=False)
     specs: dict[str, ModelSpec] = field(default_factory=dict, repr=False)
+    histories: dict[str, list[History]] = field(default_factory=dict, repr=False)
 
     def row(self, method: str) -> dict[str, Any]:
         for r in self.rows:
@@ -218,9 +221,9 @@ def compare_fusions(methods: Sequence[str], train: Any, test: Any, make_encoders
                                    "warmup": warmup, "schedule": schedule, "clip_grad": clip_grad,
                                    "modality_dropout": modality_dropout, "progress": progress,
                                    **({"device": str(device)} if device is not None else {})})
-    rows, accs, models, per_seed, specs = [], {}, {}, {}, {}
+    rows, accs, models, per_seed, specs, histories = [], {}, {}, {}, {}, {}
     for method in methods:
-        accs[method], times, trained = [], [], []
+        accs[method], times, trained, histories[method] = [], [], [], []
         specs[method] = method_spec(method, num_classes, head_hidden=head_hidden,
                                     fusion_kwargs=(fusion_kwargs or {}).get(method))
         tr, te = train, test
@@ -231,7 +234,8 @@ def compare_fusions(methods: Sequence[str], train: Any, test: Any, make_encoders
             seed_everything(seed)
             model = build_model(specs[method], dict(make_encoders()))
             t0 = time.perf_counter()
-            fit(model, tr, val, config=base, optimizer=optimizer, lr=(method_lr or {}).get(method, lr), seed=seed)
+            histories[method].append(fit(model, tr, val, config=base, optimizer=optimizer,
+                                         lr=(method_lr or {}).get(method, lr), seed=seed))
             times.append(time.perf_counter() - t0)
             accs[method].append(float(evaluate(model, te, device=device)[f"acc/{task}"]))
             trained.append(model.eval())
@@ -248,4 +252,4 @@ def compare_fusions(methods: Sequence[str], train: Any, test: Any, make_encoders
         })
         if keep_models:
             models[method], per_seed[method] = trained[-1], trained
-    return FusionComparison(rows, accs, models, task, per_seed, specs)
+    return FusionComparison(rows, accs, models, task, per_seed, specs, histories)
