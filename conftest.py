@@ -54,13 +54,14 @@ def pytest_runtest_logreport(report):
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
-    """Put a passed nbval cell's outputs back into its notebook (the book build may render them)."""
+    """Put a passed nbval cell's outputs back into its notebook (the book build may render them); a failed or
+    skipped cell, or one showing a widget, keeps its chapter out of the cache."""
     outcome = yield
     if call.when != "call" or executed.cache_folder() is None or not hasattr(item, "test_outputs"):
         return
     nb_file = item.parent
     state = nb_file.__dict__.setdefault("_mmcourse_run", {"passed": 0, "failed": False, "start": time.time()})
-    if outcome.get_result().passed and item.test_outputs is not None:
+    if outcome.get_result().passed and item.test_outputs is not None and not executed.shows_widget(item.test_outputs):
         state["passed"] += 1
         item.cell.outputs = list(item.test_outputs)
         item.cell.execution_count = state["passed"]

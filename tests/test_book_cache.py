@@ -26,7 +26,7 @@ def _chapter(path: Path, sources: list[str]) -> None:
 
 
 @pytest.mark.timeout(300)
-def test_passed_book_chapters_are_cached_with_their_outputs_and_failed_ones_are_not(tmp_path: Path) -> None:
+def test_passed_book_chapters_are_cached_with_their_outputs_failed_and_widget_ones_are_not(tmp_path: Path) -> None:
     from jupyter_cache import get_cache
 
     book = tmp_path / "book"
@@ -35,6 +35,7 @@ def test_passed_book_chapters_are_cached_with_their_outputs_and_failed_ones_are_
     _chapter(book / "good.ipynb", ["x = 6 * 7\nprint(x)", "from IPython.display import display\n"
                                    "display({'text/plain': 'shown'}, raw=True, metadata={'k': 1})", "x"])
     _chapter(book / "bad.ipynb", ["y = 1", "assert y == 2, 'the claim does not hold'"])
+    _chapter(book / "widget.ipynb", ["import ipywidgets\nipywidgets.IntSlider(3)"])  # state only nbclient records
     cache = tmp_path / "cache"
     env = {**os.environ, "MMCOURSE_BOOK_CACHE": str(cache), "OMP_NUM_THREADS": "1"}
     env.pop("MMCOURSE_RECORDS", None)
@@ -51,6 +52,8 @@ def test_passed_book_chapters_are_cached_with_their_outputs_and_failed_ones_are_
     assert code[2].outputs[0].output_type == "execute_result" and code[2].outputs[0].data["text/plain"] == "42"
     with pytest.raises(KeyError):  # a failed chapter is left to the book build to run (and report)
         db.match_cache_notebook(nbformat.read(book / "bad.ipynb", as_version=4))
+    with pytest.raises(KeyError):  # a chapter with a widget too: the build's execution records its state
+        db.match_cache_notebook(nbformat.read(book / "widget.ipynb", as_version=4))
     nbformat.validate(good)
 
 

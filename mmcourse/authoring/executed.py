@@ -6,7 +6,9 @@ book's jupyter-cache folder, the test suite's ``conftest.py`` puts each nbval ce
 notebook and, when *every* code cell of a book chapter passed, stores that executed notebook in the cache.
 The book build (``mmcourse.authoring.book_build.pre_execute``) then finds the chapter cached for its current
 code and only renders it; a chapter with a failed or skipped cell is not stored and executes in the build as
-before. ``make book`` on its own is unchanged.
+before, and so is a chapter that displays widgets: their state lives in the notebook's metadata, which only a
+real execution (nbclient) records, and without it the HTML shows no widget. ``make book`` on its own is
+unchanged.
 """
 
 from __future__ import annotations
@@ -30,6 +32,14 @@ def cache_folder() -> Path | None:
 def is_book_chapter(path: Path) -> bool:
     """Only the book's own chapters (``book/*.ipynb``) are rendered from the cache."""
     return path.suffix == ".ipynb" and path.parent.name == "book"
+
+
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+
+
+def shows_widget(outputs: list) -> bool:
+    """Whether a cell's outputs display an ipywidget (whose state nbval does not record)."""
+    return any(WIDGET_MIME in out.get("data", {}) for out in outputs)
 
 
 def store_executed(nb: Any, path: Path, folder: Path, seconds: float) -> None:
