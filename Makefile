@@ -46,7 +46,7 @@ test: $(STAMP) browser lint
 	    $(PY) -m pytest -n 2 --dist loadscope -p no:cacheprovider --nbval-lax \
 	    --nbval-cell-timeout=600 tests book solutions exercises --ignore=tests/after
 	$(TEST_ENV) $(PY) -m mmcourse.authoring.book_build  # renders the chapters nbval just ran (conftest.py)
-	$(TEST_ENV) $(PY) -m pytest -p no:cacheprovider tests/after
+	$(TEST_ENV) $(PY) -m pytest -n 2 -p no:cacheprovider tests/after  # pages render in two browsers at once
 
 # The full profile: GPU-sized runs (minutes per chapter on a GPU, up to an hour on one CPU core).
 NB ?= book solutions exercises

@@ -25,8 +25,10 @@ from mmcourse.authoring.kernels import kernel_start_lock  # one kernel start at 
 def pytest_configure(config):
     try:
         import nbval.kernel
+        import nbval.plugin
     except ImportError:
         return
+    _record_widgets(nbval.plugin.IPyNbFile)
     start = nbval.kernel.start_new_kernel
     if getattr(start, "_mmcourse_locked", False):
         return
@@ -37,6 +39,22 @@ def pytest_configure(config):
 
     locked_start._mmcourse_locked = True
     nbval.kernel.start_new_kernel = locked_start
+
+
+def _record_widgets(nb_file_class) -> None:
+    """With the book cache on, every kernel message a notebook's cells send passes a WidgetRecorder first."""
+    get = nb_file_class.get_kernel_message
+    if executed.cache_folder() is None or getattr(get, "_mmcourse_widgets", False):
+        return
+
+    def get_kernel_message(self, timeout=None, stream="iopub"):
+        msg = get(self, timeout=timeout, stream=stream)
+        if stream != "iopub":
+            return msg
+        return self.__dict__.setdefault("_mmcourse_widgets", executed.WidgetRecorder()).observe(msg)
+
+    get_kernel_message._mmcourse_widgets = True
+    nb_file_class.get_kernel_message = get_kernel_message
 
 
 def pytest_runtest_logreport(report):
@@ -55,13 +73,13 @@ def pytest_runtest_logreport(report):
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     """Put a passed nbval cell's outputs back into its notebook (the book build may render them); a failed or
-    skipped cell, or one showing a widget, keeps its chapter out of the cache."""
+    skipped cell keeps its chapter out of the cache."""
     outcome = yield
     if call.when != "call" or executed.cache_folder() is None or not hasattr(item, "test_outputs"):
         return
     nb_file = item.parent
     state = nb_file.__dict__.setdefault("_mmcourse_run", {"passed": 0, "failed": False, "start": time.time()})
-    if outcome.get_result().passed and item.test_outputs is not None and not executed.shows_widget(item.test_outputs):
+    if outcome.get_result().passed and item.test_outputs is not None:
         state["passed"] += 1
         item.cell.outputs = list(item.test_outputs)
         item.cell.execution_count = state["passed"]
@@ -79,4 +97,5 @@ def pytest_runtest_teardown(item, nextitem):
     if state is None or nb is None or state["failed"] or not executed.is_book_chapter(path):
         return
     if state["passed"] == sum(c.cell_type == "code" for c in nb.cells):
-        executed.store_executed(nb, path, folder, time.time() - state["start"])
+        executed.store_executed(nb, path, folder, time.time() - state["start"],
+                                nb_file.__dict__.get("_mmcourse_widgets"))

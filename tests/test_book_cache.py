@@ -26,7 +26,7 @@ def _chapter(path: Path, sources: list[str]) -> None:
 
 
 @pytest.mark.timeout(300)
-def test_passed_book_chapters_are_cached_with_their_outputs_failed_and_widget_ones_are_not(tmp_path: Path) -> None:
+def test_passed_book_chapters_are_cached_with_their_outputs_and_widgets_failed_ones_are_not(tmp_path: Path) -> None:
     from jupyter_cache import get_cache
 
     book = tmp_path / "book"
@@ -35,7 +35,7 @@ def test_passed_book_chapters_are_cached_with_their_outputs_failed_and_widget_on
     _chapter(book / "good.ipynb", ["x = 6 * 7\nprint(x)", "from IPython.display import display\n"
                                    "display({'text/plain': 'shown'}, raw=True, metadata={'k': 1})", "x"])
     _chapter(book / "bad.ipynb", ["y = 1", "assert y == 2, 'the claim does not hold'"])
-    _chapter(book / "widget.ipynb", ["import ipywidgets\nipywidgets.IntSlider(3)"])  # state only nbclient records
+    _chapter(book / "widget.ipynb", WIDGET_CELLS)
     cache = tmp_path / "cache"
     env = {**os.environ, "MMCOURSE_BOOK_CACHE": str(cache), "OMP_NUM_THREADS": "1"}
     env.pop("MMCOURSE_RECORDS", None)
@@ -52,9 +52,45 @@ def test_passed_book_chapters_are_cached_with_their_outputs_failed_and_widget_on
     assert code[2].outputs[0].output_type == "execute_result" and code[2].outputs[0].data["text/plain"] == "42"
     with pytest.raises(KeyError):  # a failed chapter is left to the book build to run (and report)
         db.match_cache_notebook(nbformat.read(book / "bad.ipynb", as_version=4))
-    with pytest.raises(KeyError):  # a chapter with a widget too: the build's execution records its state
-        db.match_cache_notebook(nbformat.read(book / "widget.ipynb", as_version=4))
     nbformat.validate(good)
+
+    # A chapter with widgets is cached with the widget state and cell outputs nbclient (the book build) gives it
+    widget = db.get_cache_bundle(db.match_cache_notebook(nbformat.read(book / "widget.ipynb", as_version=4)).pk).nb
+    nbformat.validate(widget)
+    from mmcourse.authoring.book_build import _execute
+
+    _, reference, err, _ = _execute(book / "widget.ipynb", 120)
+    assert err is None, err
+    assert _widget_view(widget) == _widget_view(reference)
+    models, outputs = _widget_view(widget)
+    assert "IntSliderModel" in models and "OutputModel" in models
+    assert outputs[-1] == [("stream", "after\n")], outputs  # printed outside the widget: the cell's own output
+    assert ["x is 2\ntwice 4\n"] in models["OutputModel"], models  # printed inside interact: the widget's
+
+
+WIDGET_CELLS = ["import ipywidgets\nipywidgets.IntSlider(3)",
+                "def f(x=2):\n    print('x is', x)\n    print('twice', 2 * x)\n\n\n"
+                "_ = ipywidgets.interact(f, x=(0, 5))",
+                "print('after')"]
+
+
+def _widget_view(nb) -> tuple[dict[str, list], list[list[tuple]]]:
+    """What the HTML shows of a notebook's widgets, without the model ids that differ run to run: each model
+    name with the texts its Output widgets hold, and each cell's outputs (a widget view as its model's name)."""
+    state = nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+    models: dict[str, list] = {}
+    for model in state.values():
+        shown = ["".join(o.get("text", "") for o in model["state"].get("outputs", []))]
+        models.setdefault(model["model_name"], []).append(shown if model["model_name"] == "OutputModel" else
+                                                        model["state"].get("value"))
+    cells = []
+    for cell in (c for c in nb.cells if c.cell_type == "code"):
+        shown = []
+        for out in cell.outputs:
+            view = out.get("data", {}).get("application/vnd.jupyter.widget-view+json")
+            shown.append((out.output_type, state[view["model_id"]]["model_name"] if view else out.get("text")))
+        cells.append(shown)
+    return {k: sorted(v, key=str) for k, v in models.items()}, cells
 
 
 @pytest.mark.timeout(300)

@@ -1,4 +1,4 @@
-"""The Colab path, as far as this machine allows: chapters 01 and 09 run in a venv that holds only what Colab
+"""The Colab path, as far as this machine allows: chapters 01 and 07 run in a venv that holds only what Colab
 preinstalls plus mmcourse's wheel and its declared dependencies (see mmcourse/authoring/colab_env.py)."""
 
 import os
@@ -13,7 +13,7 @@ from mmcourse.authoring.colab_env import COLAB, FROM_PYPI, make_colab_venv, whee
 from mmcourse.authoring.kernels import KERNEL_START_LOCK
 
 ROOT = Path(__file__).resolve().parents[1]
-CHAPTERS = ["book/01_fully_connected.ipynb", "book/09_fusion.ipynb"]
+CHAPTERS = ["book/01_fully_connected.ipynb", "book/07_transformer_encoders.ipynb"]
 
 # Runs inside the Colab venv: execute each notebook with that venv's own kernel (nbclient, as Colab would run
 # the cells), after a first cell that reports which Python and which mmcourse the kernel sees.
