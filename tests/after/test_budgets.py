@@ -15,6 +15,7 @@ SLACK = 1.5
 # on 2026-12-02 with post 003's independent/joint/fusion comparison and the loop inside budget_curve (issues 16,
 # 17): 61.5 s under two workers. Chapter 09 with its new sections (the loop inside compare_fusions, attention
 # maps, learning curves, early fusion and weight sharing on AV-digits): 85.8 s under two workers, 97.6 s alone.
+# Its fusion table runs two seeds in quick since 2026-12-02 (issue 16): 82 s alone on the idle machine.
 KNOWN_OVER = {"book/11_multitask.ipynb": 125.0, "book/08_audio_video_encoders.ipynb": 125.0,
               "book/09_fusion.ipynb": 120.0, "book/10_crossmodal.ipynb": 93.0,
               "book/05_residual_networks.ipynb": 85.0, "book/12_transfer.ipynb": 80.0,
