@@ -52,6 +52,10 @@ def _mps_available() -> bool:
 def seed_everything(seed: int, deterministic: bool = False) -> torch.Generator:
     """Seed Python, NumPy and torch (all devices); return a CPU generator seeded the same way.
 
+    A seeded run repeats exactly only with the same device, torch version and number of threads
+    (``OMP_NUM_THREADS``; ``make test`` uses one per worker): a CPU kernel splits its sums across threads, and
+    another split adds in another order. On a GPU some kernels add in a varying order even then.
+
     Args:
         seed: any non-negative integer.
         deterministic: also ask torch for deterministic kernels (slower on GPU).
